@@ -1,0 +1,3 @@
+from smartcrop.cli import main
+
+raise SystemExit(main())

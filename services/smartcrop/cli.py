@@ -1,0 +1,324 @@
+"""The ``smartcrop`` command: embedded runs, job submission, services and the local stack."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from smartcrop.job import (Destination, JobError, JobSpec, OutputKind, job_from_options, load_job_file,
+                           with_destination)
+
+FORMAT_CHOICES = {"mp4": "mp4", "hls": "advanced_hls", "dash": "advanced_dash"}
+
+
+class CliError(Exception):
+    """A user-facing problem: printed as one line, exit code 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "debug", False) else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (JobError, CliError) as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one clear line for users; the traceback with --debug
+        if getattr(args, "debug", False):
+            raise
+        code = getattr(exc, "code", None)
+        print(f"error: {'[' + code + '] ' if isinstance(code, str) else ''}{exc or type(exc).__name__}",
+              file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smartcrop", description="Reframe video to any aspect ratio, keeping "
+                                     "people in view.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="crop a video in this process (no services needed)")
+    run.add_argument("input", nargs="?", help="video path or URL (http(s)://, s3://, file://)")
+    run.add_argument("-o", "--output", help="output file (mp4) or directory (hls/dash, or several formats)")
+    run.add_argument("--job", type=Path, help='a Qencode start_encode2-style job file ({"query": {...}})')
+    run.add_argument("--aspect-ratio", default="9:16", help="target W:H (default 9:16)")
+    run.add_argument("--mode", choices=["stable", "balanced", "responsive"], help="camera behaviour")
+    run.add_argument("--method", choices=["adaptive", "single_object", "talking_person", "max_weight",
+                                          "max_movement", "gravity"], help="what to keep in frame")
+    run.add_argument("--format", choices=sorted(FORMAT_CHOICES), default="mp4")
+    run.add_argument("--preset", help="x264 preset (default veryfast)")
+    run.add_argument("--width", type=int, help="output width in pixels")
+    run.add_argument("--height", type=int, help="output height in pixels")
+    run.add_argument("--no-smart-crop", action="store_true", help="plain centre crop (the baseline)")
+    run.add_argument("--plan-json", type=Path, help="write the crop window of every frame as JSON")
+    run.add_argument("--preview", type=Path, help="write a PNG contact sheet of source frames and crops")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+    demo = commands.add_parser("demo", help="crop a demo clip (made from ultralytics' sample photos) to 9:16")
+    demo.add_argument("--video", type=Path, help="use this video instead of the generated demo clip")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"))
+    demo.set_defaults(func=cmd_demo)
+
+    submit = commands.add_parser("submit", help="publish a job to the services over Kafka")
+    submit.add_argument("job", type=Path)
+    submit.add_argument("--wait", action="store_true", help="follow the job and print its final status")
+    submit.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds")
+    submit.set_defaults(func=cmd_submit)
+
+    status = commands.add_parser("status", help="the latest status of a job")
+    status.add_argument("job_id")
+    status.add_argument("--wait", action="store_true", help="wait until the job is completed or failed")
+    status.add_argument("--timeout", type=float, default=None)
+    status.set_defaults(func=cmd_status)
+
+    serve = commands.add_parser("serve", help="run one stage as a Kafka service")
+    serve.add_argument("stage", choices=["detector", "tracker", "planner", "encoder"])
+    serve.set_defaults(func=cmd_serve)
+
+    stack = commands.add_parser("stack", help="the local Kafka + MinIO stack (no Docker needed)")
+    stack_commands = stack.add_subparsers(dest="stack_command", required=True)
+    up = stack_commands.add_parser("up", help="start what is not running")
+    up.add_argument("--with-services", action="store_true", help="also start the four services")
+    up.add_argument("--replicas", help="instances per stage, e.g. detector=2,encoder=2")
+    up.set_defaults(func=cmd_stack_up)
+    stack_commands.add_parser("down", help="stop everything").set_defaults(func=cmd_stack_down)
+    st = stack_commands.add_parser("status", help="what runs")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_stack_status)
+    stack_commands.add_parser("env", help="export lines for the stack's endpoints and credentials").set_defaults(
+        func=cmd_stack_env)
+    logs = stack_commands.add_parser("logs", help="where each process logs (or the tail of one)")
+    logs.add_argument("component", nargs="?")
+    logs.set_defaults(func=cmd_stack_logs)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# run
+
+
+def _job_for_run(args) -> JobSpec:
+    if args.job is not None:
+        job = load_job_file(args.job)
+        if args.input:
+            raise CliError("give either INPUT or --job, not both")
+    elif args.input:
+        job = job_from_options(args.input, output=FORMAT_CHOICES[args.format], aspect_ratio=args.aspect_ratio,
+                               mode=args.mode, method=args.method, preset=args.preset,
+                               smart_crop=not args.no_smart_crop, width=args.width, height=args.height)
+    else:
+        raise CliError("give an INPUT video or --job JOB.json")
+    if args.output:
+        out = Path(args.output).resolve()
+        for index, fmt in enumerate(job.formats):
+            if fmt.destination is not None and fmt.destination.is_s3:
+                continue
+            if len(job.formats) == 1:
+                target = out
+            else:
+                target = out / (f"{index}.mp4" if fmt.output is OutputKind.MP4 else str(index))
+            job = with_destination(job, index, Destination(url=str(target)))
+    missing = [i for i, fmt in enumerate(job.formats) if fmt.destination is None]
+    if missing:
+        raise CliError(f"format[{missing[0]}] has no destination: give -o OUTPUT")
+    return job
+
+
+def cmd_run(args) -> int:
+    from smartcrop.pipeline import run_job
+    from smartcrop.runtime.config import Settings
+
+    job = _job_for_run(args)
+    settings = Settings.from_env()
+    result = _run_with_progress(job, settings, quiet=args.quiet)
+    status = result.status
+    if status.error is not None:
+        print(f"error: [{status.error.code}] {status.error.message}", file=sys.stderr)
+        return 1
+    _write_extras(job, result, plan_json=args.plan_json, preview=args.preview)
+    for uri in status.outputs:
+        print(uri)
+    return 0
+
+
+def _run_with_progress(job: JobSpec, settings, quiet: bool):
+    from smartcrop.pipeline import run_job
+
+    if quiet or not sys.stderr.isatty() and os.environ.get("SMARTCROP_PROGRESS") != "1":
+        return run_job(job, settings=settings)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description:<10}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                  TimeElapsedColumn(), transient=False) as bar:
+        task = bar.add_task("starting", total=100)
+        return run_job(job, settings=settings,
+                       progress=lambda stage, percent: bar.update(task, completed=percent, description=stage))
+
+
+def _write_extras(job: JobSpec, result, *, plan_json: Path | None, preview: Path | None) -> None:
+    if plan_json is None and preview is None:
+        return
+    if 0 not in result.windows:
+        raise CliError("no crop plan was produced")
+    t, windows = result.windows[0]
+    media = result.plans[0].media
+    if plan_json is not None:
+        fmt = job.formats[0]
+        document = {"width": media.display_width, "height": media.display_height, "fps": media.fps,
+                    "aspect_ratio": str(fmt.aspect_ratio), "mode": fmt.mode.value, "method": fmt.method.value,
+                    "frames": [{"t": round(float(ti), 6), "x": round(float(x), 2), "y": round(float(y), 2),
+                                "w": round(float(w), 2), "h": round(float(h), 2)}
+                               for ti, (x, y, w, h) in zip(t, windows)]}
+        plan_json.parent.mkdir(parents=True, exist_ok=True)
+        plan_json.write_text(json.dumps(document))
+    if preview is not None:
+        from smartcrop.media.preview import contact_sheet
+        from smartcrop.runtime.storage import file_path
+
+        source = job.source if "://" not in job.source or job.source.startswith("file://") else None
+        if source is None:
+            raise CliError("--preview needs a local source file")
+        contact_sheet(file_path(source), media, windows, preview)
+
+
+def cmd_demo(args) -> int:
+    from smartcrop.demo import make_demo_clip
+    from smartcrop.runtime.config import Settings
+
+    out = args.out.resolve()
+    video = args.video.resolve() if args.video else make_demo_clip(out / "demo-source.mp4")
+    if not video.exists():
+        raise CliError(f"video not found: {video}")
+    job = job_from_options(str(video), aspect_ratio="9:16", mode="balanced")
+    job = with_destination(job, 0, Destination(url=str(out / "demo-9x16.mp4")))
+    settings = Settings.from_env()
+    print(f"source:  {video}")
+    print(f"model:   {settings.detector_model}")
+    result = _run_with_progress(job, settings, quiet=False)
+    if result.status.error is not None:
+        print(f"error: [{result.status.error.code}] {result.status.error.message}", file=sys.stderr)
+        return 1
+    _write_extras(job, result, plan_json=out / "crop-path.json", preview=out / "preview.png")
+    print(f"output:  {out / 'demo-9x16.mp4'}")
+    print(f"preview: {out / 'preview.png'}")
+    print(f"path:    {out / 'crop-path.json'}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# services
+
+
+def cmd_submit(args) -> int:
+    from smartcrop.events import JobRequested, JobState, JobStatus
+    from smartcrop.runtime.config import Settings
+    from smartcrop.runtime.kafka import EventPublisher, latest_status
+
+    settings = Settings.from_env()
+    job = load_job_file(args.job)
+    publisher = EventPublisher(settings)
+    publisher.publish(JobRequested(job=job))
+    publisher.publish(JobStatus(job.job_id, JobState.QUEUED, "submit", 0.0))
+    publisher.flush()
+    print(json.dumps({"job_id": job.job_id}), flush=True)
+    if not args.wait:
+        return 0
+    final = latest_status(settings, job.job_id, wait=True, timeout=args.timeout)
+    if final is None:
+        raise CliError(f"no status for job {job.job_id}")
+    print(json.dumps(final.to_json()), flush=True)
+    return 0 if final.status is JobState.COMPLETED else 1
+
+
+def cmd_status(args) -> int:
+    from smartcrop.events import JobState
+    from smartcrop.runtime.config import Settings
+    from smartcrop.runtime.kafka import latest_status
+
+    final = latest_status(Settings.from_env(), args.job_id, wait=args.wait, timeout=args.timeout)
+    if final is None:
+        print(json.dumps({"job_id": args.job_id, "status": "unknown"}))
+        return 3
+    print(json.dumps(final.to_json()))
+    return 0 if final.status is not JobState.FAILED else 1
+
+
+def cmd_serve(args) -> int:
+    from smartcrop.runtime.service import serve
+
+    serve(args.stage)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# stack
+
+
+def _echo(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_stack_up(args) -> int:
+    from smartcrop.runtime import stack
+
+    stack.up(with_services=args.with_services, replicas=stack.parse_replicas(args.replicas), echo=_echo)
+    _print_stack_status(as_json=False)
+    return 0
+
+
+def cmd_stack_down(args) -> int:
+    from smartcrop.runtime import stack
+
+    stack.down(echo=_echo)
+    return 0
+
+
+def cmd_stack_status(args) -> int:
+    _print_stack_status(as_json=args.json)
+    return 0
+
+
+def _print_stack_status(as_json: bool) -> None:
+    from smartcrop.runtime import stack
+
+    state = stack.status()
+    if as_json:
+        print(json.dumps({name: {"up": entry["up"], "pid": entry["pid"]} for name, entry in state.items()}))
+        return
+    for name, entry in state.items():
+        print(f"{name:<12} {'up' if entry['up'] else 'down':<5} {entry['pid'] or '':<8} {entry['log']}")
+
+
+def cmd_stack_env(args) -> int:
+    from smartcrop.runtime import stack
+
+    for key, value in stack.stack_env().items():
+        print(f"export {key}={value}")
+    return 0
+
+
+def cmd_stack_logs(args) -> int:
+    from smartcrop.runtime import stack
+
+    config = stack.StackConfig.from_env()
+    if args.component:
+        path = config.log_file(args.component)
+        if not path.exists():
+            raise CliError(f"no log for {args.component} at {path}")
+        sys.stdout.write("\n".join(path.read_text(errors="replace").splitlines()[-50:]) + "\n")
+        return 0
+    for name in stack.status():
+        print(f"{name:<12} {config.log_file(name)}")
+    return 0

@@ -1,0 +1,51 @@
+"""Encoder stage: render one format along its planned path and deliver it; the last format completes the job."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from smartcrop.events import CropPlanned, JobState, JobStatus
+from smartcrop.framedata import windows_from_avro
+from smartcrop.job import OutputKind
+from smartcrop.media.render import render
+from smartcrop.runtime.storage import ObjectNotFound
+from smartcrop.runtime.transfer import publish_outputs
+from smartcrop.stage import StageContext
+
+
+def encode(event: CropPlanned, ctx: StageContext) -> list[JobStatus]:
+    job = event.job
+    fmt = job.formats[event.format_index]
+    _, windows = windows_from_avro(ctx.storage.get_bytes(event.plan_uri))
+    with tempfile.TemporaryDirectory(prefix="smartcrop-render-") as tmp:
+        is_directory = fmt.output is not OutputKind.MP4
+        rendered = Path(tmp) / ("output" if is_directory else "output.mp4")
+        with ctx.storage.local_copy(event.source_uri) as source:
+            entry_points = render(source, event.media, windows, fmt, rendered,
+                                  progress=lambda f: (ctx.check_cancelled(), ctx.progress(0.95 * f)))
+        secret = ctx.secrets.unseal(fmt.destination.secret) if fmt.destination and fmt.destination.secret else None
+        outputs = publish_outputs(rendered, entry_points, destination=fmt.destination, secret=secret,
+                                  storage=ctx.storage, job_id=job.job_id, format_index=event.format_index,
+                                  is_directory=is_directory, settings=ctx.settings)
+    ctx.storage.put_bytes(f"jobs/{job.job_id}/results/{event.format_index}.json",
+                          json.dumps({"outputs": outputs}).encode(), "application/json")
+    return [_job_status(event, ctx)]
+
+
+def _job_status(event: CropPlanned, ctx: StageContext) -> JobStatus:
+    """``completed`` with every output once all formats are delivered, else progress."""
+    done: list[list[str]] = []
+    for index in range(len(event.job.formats)):
+        try:
+            result = ctx.storage.get_bytes(ctx.storage.uri(f"jobs/{event.job_id}/results/{index}.json"))
+        except ObjectNotFound:
+            continue
+        done.append(json.loads(result)["outputs"])
+    total = len(event.job.formats)
+    if len(done) < total:
+        return JobStatus(job_id=event.job_id, status=JobState.RUNNING, stage="encoder",
+                         percent=60.0 + 40.0 * len(done) / total, message=f"{len(done)} of {total} formats encoded")
+    return JobStatus(job_id=event.job_id, status=JobState.COMPLETED, stage="encoder", percent=100.0,
+                     outputs=tuple(uri for outputs in done for uri in outputs))

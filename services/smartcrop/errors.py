@@ -1,0 +1,39 @@
+"""Stable error codes: what an upstream system can switch on when a job fails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smartcrop.runtime.storage import ObjectNotFound, StorageError
+
+INVALID_JOB = "invalid_job"
+SOURCE_UNREADABLE = "source_unreadable"
+DESTINATION_UNREACHABLE = "destination_unreachable"
+MODEL_UNAVAILABLE = "model_unavailable"
+CANCELLED = "cancelled"
+INTERNAL = "internal"
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: str
+    message: str
+    transient: bool  # worth retrying: the fault is in the environment, not in the job
+
+
+def classify(exc: BaseException) -> Failure:
+    if isinstance(exc, ObjectNotFound):
+        return Failure(SOURCE_UNREADABLE, str(exc), transient=False)
+    if isinstance(exc, StorageError):
+        return Failure("storage_unavailable", str(exc), transient=True)
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and code:
+        return Failure(code, str(exc) or type(exc).__name__, transient=False)
+    try:
+        from confluent_kafka import KafkaException
+
+        if isinstance(exc, KafkaException):
+            return Failure("broker_unavailable", str(exc), transient=True)
+    except ImportError:  # pragma: no cover
+        pass
+    return Failure(INTERNAL, f"{type(exc).__name__}: {exc}", transient=False)

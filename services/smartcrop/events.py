@@ -1,0 +1,181 @@
+"""The events stages exchange, as typed dataclasses that mirror ``schemas/*.avsc`` field for field.
+
+A test checks every dataclass against its schema, so the Avro files stay the one contract. Conversion is generic:
+dataclasses become records, enums their symbols, and a destination :class:`~smartcrop.job.Secret` is sealed on the
+way out and stays sealed on the way in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from functools import cache
+from typing import Any, ClassVar, Union
+
+from smartcrop.job import JobSpec, Secret
+from smartcrop.media.probe import MediaInfo
+from smartcrop.runtime import serde
+from smartcrop.runtime.secrets import SecretBox
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class JobRequested:
+    TOPIC: ClassVar[str] = "jobs"
+    job: JobSpec
+    requested_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def job_id(self) -> str:
+        return self.job.job_id
+
+
+@dataclass(frozen=True)
+class DetectionsReady:
+    TOPIC: ClassVar[str] = "detections"
+    job: JobSpec
+    media: MediaInfo
+    source_uri: str
+    detections_uri: str
+    analysis_fps: float
+
+    @property
+    def job_id(self) -> str:
+        return self.job.job_id
+
+
+@dataclass(frozen=True)
+class TracksReady:
+    TOPIC: ClassVar[str] = "tracks"
+    job: JobSpec
+    media: MediaInfo
+    source_uri: str
+    tracks_uri: str
+
+    @property
+    def job_id(self) -> str:
+        return self.job.job_id
+
+
+@dataclass(frozen=True)
+class CropPlanned:
+    TOPIC: ClassVar[str] = "plans"
+    job: JobSpec
+    media: MediaInfo
+    source_uri: str
+    format_index: int
+    plan_uri: str
+    crop_width: int
+    crop_height: int
+
+    @property
+    def job_id(self) -> str:
+        return self.job.job_id
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    TOPIC: ClassVar[str] = "status"
+    job_id: str
+    status: JobState
+    stage: str
+    percent: float
+    message: str | None = None
+    outputs: tuple[str, ...] = ()
+    error: ErrorInfo | None = None
+    updated_at: datetime = field(default_factory=utcnow)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON line the CLI prints (``submit --wait``, ``status``)."""
+        return {"job_id": self.job_id, "status": self.status.value, "stage": self.stage,
+                "percent": round(float(self.percent), 1), "message": self.message, "outputs": list(self.outputs),
+                "error": dataclasses.asdict(self.error) if self.error else None,
+                "updated_at": self.updated_at.isoformat()}
+
+
+Event = Union[JobRequested, DetectionsReady, TracksReady, CropPlanned, JobStatus]
+EVENT_CLASSES: dict[str, type] = {cls.__name__: cls for cls in typing.get_args(Event)}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# dataclass <-> Avro record
+
+
+def to_record(value: Any, box: SecretBox | None) -> Any:
+    if isinstance(value, Secret):
+        if box is None:
+            raise ValueError("a SecretBox is needed to write a destination secret")
+        return box.seal(value)
+    if dataclasses.is_dataclass(value):
+        return {f.name: to_record(getattr(value, f.name), box) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [to_record(item, box) for item in value]
+    return value
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def from_record(kind: Any, value: Any) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (Union, types.UnionType):
+        if value is None:
+            return None
+        (inner,) = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        return from_record(inner, value)
+    if origin in (tuple, list):
+        (inner, *_) = typing.get_args(kind)
+        return tuple(from_record(inner, item) for item in value)
+    if kind is Secret:
+        return Secret(value, sealed=True)
+    if dataclasses.is_dataclass(kind):
+        hints = _hints(kind)
+        return kind(**{f.name: from_record(hints[f.name], value[f.name])
+                       for f in dataclasses.fields(kind) if f.init and f.name in value})
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return kind(value)
+    if kind is float:
+        return float(value)
+    return value
+
+
+def encode_event(event: Event, box: SecretBox | None = None) -> bytes:
+    return serde.encode(type(event).__name__, to_record(event, box))
+
+
+def decode_event(data: bytes) -> Event:
+    """Bytes from the wire to an event; :class:`serde.SerdeError` if they are not one of ours."""
+    name, record = serde.decode(data)
+    try:
+        return from_record(EVENT_CLASSES[name], record)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise serde.SerdeError(f"{name} does not fit its dataclass: {exc}") from None

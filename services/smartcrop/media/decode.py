@@ -1,0 +1,102 @@
+"""One decode loop for every stage, so frame indices agree between the analysis and the render.
+
+Frames are numbered in presentation order as they come out of the decoder; packets the decoder rejects (corrupted
+frames) are skipped the same way on every pass. Times come from timestamps, not indices, so variable frame rate
+sources keep their timing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from smartcrop.media.probe import MediaError, MediaInfo, open_container
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DecodedFrame:
+    index: int
+    t: float  # seconds since the first frame
+    frame: av.VideoFrame
+
+
+@dataclass
+class DecodedAudio:
+    t: float
+    frame: av.AudioFrame
+
+
+def decode_video(path: str | Path, *, with_audio: bool = False) -> Iterator[DecodedFrame | DecodedAudio]:
+    """Yield video frames (and, if asked, audio frames) of the first video stream in presentation order."""
+    with open_container(path) as container:
+        if not container.streams.video:
+            raise MediaError("no video stream in the source")
+        video = container.streams.video[0]
+        video.thread_type = "AUTO"
+        streams = [video]
+        audio = container.streams.audio[0] if with_audio and container.streams.audio else None
+        if audio is not None:
+            streams.append(audio)
+        start: float | None = None
+        index = 0
+        skipped = 0
+        last_t = -1.0
+        fallback_step = 1.0 / float(video.average_rate or 25)
+        for packet in container.demux(*streams):
+            try:
+                frames = packet.decode()
+            except (av.error.InvalidDataError, av.error.UndefinedError, av.error.ValueError) as exc:
+                skipped += 1
+                log.debug("skipping undecodable packet: %s", exc)
+                continue
+            for frame in frames:
+                if packet.stream is audio:
+                    if frame.pts is None or start is None:
+                        continue
+                    yield DecodedAudio(t=float(frame.pts * frame.time_base) - start, frame=frame)
+                    continue
+                if frame.pts is not None:
+                    seconds = float(frame.pts * frame.time_base)
+                    if start is None:
+                        start = seconds
+                    t = seconds - start
+                else:  # no timestamp: continue from the last one at the nominal rate
+                    if start is None:
+                        start = 0.0
+                    t = last_t + fallback_step
+                if t <= last_t:  # duplicate or out-of-order timestamp after a corrupt stretch
+                    t = last_t + 1e-3
+                last_t = t
+                yield DecodedFrame(index=index, t=t, frame=frame)
+                index += 1
+        if index == 0:
+            raise MediaError("video stream has no decodable frame")
+        if skipped:
+            log.info("skipped %d undecodable packets", skipped)
+
+
+def display_size(media: MediaInfo, max_side: int | None = None) -> tuple[int, int]:
+    """Upright, square-pixel size, optionally scaled down so the long side is at most ``max_side``."""
+    width, height = media.display_width, media.display_height
+    if max_side and max(width, height) > max_side:
+        scale = max_side / max(width, height)
+        width, height = max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
+    return width, height
+
+
+def to_display_array(frame: av.VideoFrame, media: MediaInfo, size: tuple[int, int], fmt: str = "rgb24") -> np.ndarray:
+    """The frame as a player shows it (rotated, square pixels), resized to ``size`` = (width, height)."""
+    width, height = size
+    turned = media.rotation in (90, 270)
+    image = frame.reformat(width=height if turned else width, height=width if turned else height, format=fmt)
+    array = image.to_ndarray()
+    if media.rotation:
+        array = np.ascontiguousarray(np.rot90(array, k=-media.rotation // 90))
+    return array

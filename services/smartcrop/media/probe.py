@@ -1,0 +1,101 @@
+"""What a video is, in display terms: rotation and non-square pixels resolved, duration from timestamps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+
+class MediaError(ValueError):
+    """The source cannot be used as video (not media, no video stream, no decodable frame)."""
+
+    code = "source_unreadable"
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    width: int  # stored (coded) geometry
+    height: int
+    display_width: int  # what a player shows: rotated, square pixels
+    display_height: int
+    rotation: int  # clockwise degrees that turn stored frames upright
+    sample_aspect: float
+    fps: float
+    duration: float
+    frame_count: int
+    video_codec: str
+    has_audio: bool
+    audio_codec: str | None = None
+
+    @property
+    def scale_x(self) -> float:
+        """Display pixels per stored pixel along the upright frame's x axis."""
+        return self.sample_aspect if self.rotation in (0, 180) else 1.0
+
+    @property
+    def scale_y(self) -> float:
+        return 1.0 if self.rotation in (0, 180) else self.sample_aspect
+
+
+def open_container(path: str | Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise MediaError(f"not a readable media file: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def clockwise_rotation(frame: av.VideoFrame) -> int:
+    """Clockwise degrees a player turns this frame (FFmpeg's autorotate), from its display matrix.
+
+    ``frame.rotation`` is the matrix's counter-clockwise angle, so a "-90" file is shown turned 90 degrees clockwise.
+    """
+    try:
+        theta = float(frame.rotation or 0)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+    return int(round(-theta / 90.0)) % 4 * 90
+
+
+def first_frame(container: av.container.InputContainer) -> av.VideoFrame:
+    try:
+        for frame in container.decode(video=0):
+            return frame
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"video cannot be decoded: {exc}") from None
+    raise MediaError("video stream has no decodable frame")
+
+
+def probe(path: str | Path) -> MediaInfo:
+    with open_container(path) as container:
+        if not container.streams.video:
+            raise MediaError("no video stream in the source")
+        video = container.streams.video[0]
+        ctx = video.codec_context
+        width, height = ctx.width, ctx.height
+        if not width or not height:
+            raise MediaError("video stream has no frame size")
+        sar = video.sample_aspect_ratio or ctx.sample_aspect_ratio or Fraction(1)
+        sample_aspect = float(sar) if sar and float(sar) > 0 else 1.0
+        rotation = clockwise_rotation(first_frame(container))
+        upright_w, upright_h = (width, height) if rotation in (0, 180) else (height, width)
+        sx = sample_aspect if rotation in (0, 180) else 1.0
+        sy = 1.0 if rotation in (0, 180) else sample_aspect
+        display_w = int(round(upright_w * sx / 2)) * 2
+        display_h = int(round(upright_h * sy / 2)) * 2
+
+        rate = video.average_rate or video.guessed_rate or video.base_rate
+        fps = float(rate) if rate else 0.0
+        duration = 0.0
+        if video.duration is not None and video.time_base is not None:
+            duration = float(video.duration * video.time_base)
+        if duration <= 0 and container.duration:
+            duration = container.duration / av.time_base
+        frames = video.frames or (int(round(duration * fps)) if fps and duration else 0)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        return MediaInfo(width=width, height=height, display_width=display_w, display_height=display_h,
+                         rotation=rotation, sample_aspect=sample_aspect, fps=fps or 25.0, duration=duration,
+                         frame_count=int(frames), video_codec=ctx.name, has_audio=audio is not None,
+                         audio_codec=audio.codec_context.name if audio is not None else None)

@@ -1,0 +1,33 @@
+"""Planner stage: one crop path per output format."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from smartcrop.events import CropPlanned, TracksReady
+from smartcrop.framedata import FrameData, windows_to_avro
+from smartcrop.job import crop_size
+from smartcrop.planner.methods import focus_points
+from smartcrop.planner.path import camera_path
+from smartcrop.stage import StageContext
+
+
+def plan(event: TracksReady, ctx: StageContext) -> list[CropPlanned]:
+    tracks = FrameData.from_avro(ctx.storage.get_bytes(event.tracks_uri))
+    media = event.media
+    frame_size = (media.display_width, media.display_height)
+    shot_ids = tracks.shot_ids()
+    planned = []
+    for index, fmt in enumerate(event.job.formats):
+        size = crop_size(*frame_size, fmt.aspect_ratio)
+        if fmt.smart_crop:
+            points, valid = focus_points(tracks, fmt.method)
+        else:  # plain centre crop, as a transcoder without smart crop would do
+            points, valid = np.zeros((tracks.frame_count, 2)), np.zeros(tracks.frame_count, bool)
+        windows = camera_path(tracks.t, shot_ids, points, valid, frame_size=frame_size, crop_size=size,
+                              mode=fmt.mode, fps=media.fps)
+        uri = ctx.storage.put_bytes(f"jobs/{event.job_id}/plan-{index}.avro", windows_to_avro(tracks.t, windows))
+        planned.append(CropPlanned(job=event.job, media=media, source_uri=event.source_uri, format_index=index,
+                                   plan_uri=uri, crop_width=size[0], crop_height=size[1]))
+        ctx.progress((index + 1) / len(event.job.formats))
+    return planned

@@ -1,0 +1,118 @@
+"""Settings from the environment: one place that knows every ``SMARTCROP_*`` variable.
+
+Services are configured the twelve-factor way (Compose, Kubernetes ConfigMaps and Secrets), the CLI reads the same
+variables, and ``smartcrop stack env`` prints the ones the local stack needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_DETECTOR_MODEL = "yolo11n.pt"  # an official ultralytics name: downloaded by ultralytics on first use
+DEFAULT_FACE_MODEL = "face_detection_yunet_2023mar.onnx"
+DEFAULT_LANDMARK_MODEL = "face_landmarker.task"
+
+TOPICS = {
+    "jobs": "smartcrop.jobs.v1",
+    "detections": "smartcrop.detections.v1",
+    "tracks": "smartcrop.tracks.v1",
+    "plans": "smartcrop.plans.v1",
+    "status": "smartcrop.status.v1",
+    "dlq": "smartcrop.dlq.v1",
+}
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = _env(name)
+    try:
+        return float(value) if value is not None else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env(name)
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+
+
+def cache_home() -> Path:
+    """Where the local stack keeps jars, binaries, data and logs: outside any checkout, reused between runs."""
+    base = _env("SMARTCROP_HOME") or os.path.join(_env("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "smartcrop")
+    return Path(base)
+
+
+def _local_stack_credentials() -> dict[str, str]:
+    try:
+        return json.loads((cache_home() / "credentials.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_extra: dict[str, str] = field(default_factory=dict, repr=False)
+    topic_prefix: str = ""
+    s3_endpoint: str = "http://127.0.0.1:19000"
+    s3_access_key: str = field(default="", repr=False)
+    s3_secret_key: str = field(default="", repr=False)
+    s3_bucket: str = "smartcrop"
+    s3_plain_http_hosts: tuple[str, ...] = ()
+    secret_key: str = field(default="", repr=False)
+    detector_model: str = DEFAULT_DETECTOR_MODEL
+    face_model: str = DEFAULT_FACE_MODEL
+    landmark_model: str = DEFAULT_LANDMARK_MODEL
+    device: str = ""
+    analysis_fps: float = 5.0
+    detector_batch: int = 8
+    metrics_port: int = 0
+    instance_id: str = ""
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        """The environment, falling back to the local stack's credentials (``smartcrop stack up``) when unset."""
+        local = _local_stack_credentials()
+        extra = {key[len("SMARTCROP_KAFKA_CONF_"):].lower().replace("_", "."): value
+                 for key, value in os.environ.items() if key.startswith("SMARTCROP_KAFKA_CONF_")}
+        return cls(
+            kafka_bootstrap=_env("SMARTCROP_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
+            kafka_extra=extra,
+            topic_prefix=_env("SMARTCROP_TOPIC_PREFIX", ""),
+            s3_endpoint=_env("SMARTCROP_S3_ENDPOINT", cls.s3_endpoint),
+            s3_access_key=_env("SMARTCROP_S3_ACCESS_KEY", local.get("s3_access_key", "")),
+            s3_secret_key=_env("SMARTCROP_S3_SECRET_KEY", local.get("s3_secret_key", "")),
+            s3_bucket=_env("SMARTCROP_S3_BUCKET", cls.s3_bucket),
+            s3_plain_http_hosts=tuple(h.strip() for h in (_env("SMARTCROP_S3_PLAIN_HTTP_HOSTS", "") or "").split(",")
+                                      if h.strip()),
+            secret_key=_env("SMARTCROP_SECRET_KEY", local.get("secret_key", "")),
+            detector_model=_env("SMARTCROP_DETECTOR_MODEL", DEFAULT_DETECTOR_MODEL),
+            face_model=_env("SMARTCROP_FACE_MODEL", DEFAULT_FACE_MODEL),
+            landmark_model=_env("SMARTCROP_LANDMARK_MODEL", DEFAULT_LANDMARK_MODEL),
+            device=_env("SMARTCROP_DEVICE", ""),
+            analysis_fps=_env_float("SMARTCROP_ANALYSIS_FPS", cls.analysis_fps),
+            detector_batch=_env_int("SMARTCROP_DETECTOR_BATCH", cls.detector_batch),
+            metrics_port=_env_int("SMARTCROP_METRICS_PORT", 0),
+            instance_id=_env("SMARTCROP_INSTANCE_ID", "") or f"{os.uname().nodename}-{os.getpid()}",
+        )
+
+    def s3_uses_tls(self, host: str) -> bool:
+        """TLS for every S3 host (sources, destinations) except our own plain-http endpoint and listed ones."""
+        own = urlsplit(self.s3_endpoint if "://" in self.s3_endpoint else f"//{self.s3_endpoint}")
+        if host == own.netloc:
+            return own.scheme == "https"
+        return host not in self.s3_plain_http_hosts
+
+    def topic(self, name: str) -> str:
+        return self.topic_prefix + TOPICS[name]

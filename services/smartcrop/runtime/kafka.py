@@ -1,0 +1,153 @@
+"""Kafka plumbing shared by the services and the CLI: client settings, topics, publishing, reading job status."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Iterator
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from smartcrop.events import Event, JobStatus, decode_event, encode_event
+from smartcrop.runtime.config import TOPICS, Settings
+from smartcrop.runtime.secrets import SecretBox
+from smartcrop.runtime.serde import SerdeError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARTITIONS = 6
+
+
+def client_config(settings: Settings, **extra) -> dict:
+    """Bootstrap plus any ``SMARTCROP_KAFKA_CONF_*`` pass-through (TLS, SASL ...)."""
+    return {"bootstrap.servers": settings.kafka_bootstrap, **settings.kafka_extra, **extra}
+
+
+def producer_config(settings: Settings, **extra) -> dict:
+    # murmur2 like the Java clients, so upstream producers and we agree on which partition a job id lands in
+    return client_config(settings, **{"enable.idempotence": True, "acks": "all", "partitioner": "murmur2_random",
+                                      "linger.ms": 5, **extra})
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient(client_config(settings))
+
+
+def topic_specs(settings: Settings, partitions: int = DEFAULT_PARTITIONS) -> list[NewTopic]:
+    specs = []
+    for name in TOPICS:
+        config = {}
+        if name == "status":
+            config = {"cleanup.policy": "compact,delete", "retention.ms": str(7 * 24 * 3600 * 1000),
+                      "min.cleanable.dirty.ratio": "0.1", "segment.ms": str(3600 * 1000)}
+        elif name == "dlq":
+            config = {"retention.ms": str(14 * 24 * 3600 * 1000)}
+        specs.append(NewTopic(settings.topic(name), num_partitions=partitions, replication_factor=1, config=config))
+    return specs
+
+
+def ensure_topics(settings: Settings, partitions: int = DEFAULT_PARTITIONS, timeout: float = 30.0) -> list[str]:
+    """Create missing topics; returns the names created."""
+    admin = admin_client(settings)
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = [spec for spec in topic_specs(settings, partitions) if spec.topic not in existing]
+    if not missing:
+        return []
+    for topic, future in admin.create_topics(missing, operation_timeout=timeout).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return [spec.topic for spec in missing]
+
+
+def wait_for_broker(settings: Settings, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin_client(settings).list_topics(timeout=5)
+            return
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+
+
+class EventPublisher:
+    """Publishes events keyed by job id on their topics (idempotent producer, acks=all)."""
+
+    def __init__(self, settings: Settings, box: SecretBox | None = None):
+        self.settings = settings
+        self.box = box or SecretBox(settings.secret_key)
+        self.producer = Producer(producer_config(settings))
+
+    def publish(self, event: Event) -> None:
+        self.producer.produce(self.settings.topic(event.TOPIC), key=event.job_id.encode(),
+                              value=encode_event(event, self.box))
+        self.producer.poll(0)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        remaining = self.producer.flush(timeout)
+        if remaining:
+            raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, f"{remaining} events not delivered"))
+
+
+def follow_status(settings: Settings, job_id: str, *, wait: bool, timeout: float | None = None
+                  ) -> Iterator[JobStatus]:
+    """Every status event of a job, oldest first; with ``wait``, keeps following until a final state."""
+    consumer = Consumer(client_config(settings, **{
+        "group.id": f"smartcrop-status-{uuid.uuid4().hex}", "enable.auto.commit": False,
+        "auto.offset.reset": "earliest", "isolation.level": "read_committed"}))
+    topic = settings.topic("status")
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        if metadata.topics[topic].error is not None:
+            raise KafkaException(metadata.topics[topic].error)
+        partitions = list(metadata.topics[topic].partitions)
+        ends = {}
+        for partition in partitions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            ends[partition] = high
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        caught_up = {p for p, high in ends.items() if high == 0}
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            message = consumer.poll(0.5)
+            if message is None:
+                if not wait and len(caught_up) == len(partitions):
+                    return
+                continue
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(message.error())
+            if message.offset() + 1 >= ends.get(message.partition(), 0):
+                caught_up.add(message.partition())
+            if message.key() != job_id.encode():
+                if not wait and len(caught_up) == len(partitions):
+                    return
+                continue
+            try:
+                event = decode_event(message.value())
+            except SerdeError:
+                continue
+            if isinstance(event, JobStatus):
+                yield event
+                if wait and event.status.is_final:
+                    return
+            if not wait and len(caught_up) == len(partitions):
+                return
+    finally:
+        consumer.close()
+
+
+def latest_status(settings: Settings, job_id: str, *, wait: bool = False, timeout: float | None = None
+                  ) -> JobStatus | None:
+    last = None
+    for status in follow_status(settings, job_id, wait=wait, timeout=timeout):
+        last = status
+    return last

@@ -1,0 +1,372 @@
+"""The Kafka runner: consume a stage's topic, call its handler, produce its events, exactly once.
+
+Per input message:
+- decode it; bytes that are not one of our events go to the dead-letter topic with headers saying why;
+- pause the assignment and run the handler on a worker thread while this thread keeps polling, so a job that takes
+  minutes keeps the consumer in its group without a huge ``max.poll.interval.ms``;
+- produce the output events, the final status and the input offset in one Kafka transaction
+  (``send_offsets_to_transaction``): either all of it is visible to read_committed consumers or none;
+- transient faults (broker, storage) are retried with bounded exponential backoff and jitter; a job that cannot
+  succeed gets a ``failed`` status with a stable code and the partition moves on;
+- a rebalance or SIGTERM mid-job aborts it without committing, so the partition's next owner redoes it. Object keys
+  are deterministic, so the redo overwrites rather than duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import signal
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from smartcrop.errors import CANCELLED, classify
+from smartcrop.events import ErrorInfo, Event, JobState, JobStatus, decode_event, encode_event
+from smartcrop.runtime import metrics
+from smartcrop.runtime.config import Settings
+from smartcrop.runtime.kafka import client_config, producer_config
+from smartcrop.runtime.logs import current_job
+from smartcrop.runtime.secrets import SecretBox
+from smartcrop.runtime.serde import SerdeError
+from smartcrop.runtime.storage import S3Storage, StorageError
+from smartcrop.stage import JobCancelled, Stage, StageContext
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 30.0
+PROGRESS_INTERVAL = 1.0
+
+
+@dataclass
+class _Work:
+    """The job in hand and why it might have to stop."""
+
+    stop_reason: str | None = None  # "revoked", "shutdown"
+
+    def cancelled(self) -> bool:
+        return self.stop_reason is not None
+
+
+def backoff(attempt: int) -> float:
+    """Full-jitter exponential backoff, capped."""
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
+
+
+class StageService:
+    def __init__(self, stage: Stage, settings: Settings, *, storage=None, warmup=None):
+        self.stage = stage
+        self.settings = settings
+        self.box = SecretBox(settings.secret_key)
+        self.storage = storage
+        self.warmup = warmup
+        self.stopping = threading.Event()
+        self.work: _Work | None = None
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=stage.name)
+        self.group_id = f"{settings.topic_prefix}smartcrop-{stage.name}"
+        self.input_topic = settings.topic(stage.input_topic)
+        self._alive_at = time.monotonic()
+        self._ready_cache = (0.0, False)
+        self.consumer: Consumer | None = None
+        self.producer: Producer | None = None
+        self.status_producer: Producer | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.storage is None:
+            self.storage = S3Storage.from_settings(self.settings)
+        self._retry_forever("create bucket", self.storage.ensure_bucket)
+        if self.warmup is not None:
+            self.warmup(self.settings)
+        self.consumer = Consumer(client_config(self.settings, **{
+            "group.id": self.group_id, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed", "session.timeout.ms": 30000, "max.poll.interval.ms": 300000,
+            "statistics.interval.ms": 15000, "stats_cb": self._on_stats}))
+        self.producer = Producer(producer_config(self.settings, **{
+            "transactional.id": f"{self.group_id}-{self.settings.instance_id}", "transaction.timeout.ms": 60000}))
+        self.status_producer = Producer(producer_config(self.settings))
+        self._retry_forever("init transactions", lambda: self.producer.init_transactions(30))
+        self.consumer.subscribe([self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        log.info("%s consuming %s as %s", self.stage.name, self.input_topic, self.group_id)
+
+    def run(self) -> None:
+        self.start()
+        try:
+            while not self.stopping.is_set():
+                self._alive_at = time.monotonic()
+                message = self.consumer.poll(1.0)
+                if message is None:
+                    continue
+                if message.error():
+                    if message.error().code() != KafkaError._PARTITION_EOF:
+                        log.warning("consumer error: %s", message.error())
+                    continue
+                self._handle(message)
+        finally:
+            self.close()
+
+    def stop(self, *_args) -> None:
+        self.stopping.set()
+        if self.work is not None:
+            self.work.stop_reason = self.work.stop_reason or "shutdown"
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.consumer is not None:
+            self.consumer.close()
+            self.consumer = None
+        for producer in (self.status_producer,):
+            if producer is not None:
+                producer.flush(10)
+
+    # ---- health ------------------------------------------------------------------------------------------------
+
+    def live(self) -> bool:
+        return time.monotonic() - self._alive_at < 60
+
+    def ready(self) -> bool:
+        checked_at, ok = self._ready_cache
+        if time.monotonic() - checked_at < 5:
+            return ok
+        ok = self.consumer is not None and self.storage is not None and self.storage.ping()
+        if ok:
+            try:
+                self.consumer.list_topics(self.input_topic, timeout=2)
+            except KafkaException:
+                ok = False
+        self._ready_cache = (time.monotonic(), ok)
+        return ok
+
+    # ---- one message -------------------------------------------------------------------------------------------
+
+    def _handle(self, message) -> None:
+        try:
+            event = decode_event(message.value())
+            if type(event).TOPIC != self.stage.input_topic:
+                raise SerdeError(f"{type(event).__name__} does not belong on {self.input_topic}")
+        except SerdeError as exc:
+            self._dead_letter(message, exc)
+            return
+        token = current_job.set(event.job_id)
+        self.consumer.pause(self.consumer.assignment())
+        metrics.IN_FLIGHT.labels(self.stage.name).inc()
+        started = time.monotonic()
+        try:
+            outcome = self._work_on(event, message)
+            metrics.MESSAGES.labels(self.stage.name, outcome).inc()
+            if outcome in ("completed", "failed"):
+                metrics.STAGE_SECONDS.labels(self.stage.name).observe(time.monotonic() - started)
+        finally:
+            metrics.IN_FLIGHT.labels(self.stage.name).dec()
+            current_job.reset(token)
+            if self.consumer is not None:
+                self.consumer.resume(self.consumer.assignment())
+
+    def _work_on(self, event: Event, message) -> str:
+        work = self.work = _Work()
+        throttle = metrics.Throttle(PROGRESS_INTERVAL)
+        self._send_status(JobStatus(event.job_id, JobState.RUNNING, self.stage.name, self.stage.percent(0.0)))
+
+        def progress(fraction: float) -> None:
+            metrics.LAST_PROGRESS.labels(self.stage.name).set(time.time())
+            if throttle.ready():
+                self._send_status(JobStatus(event.job_id, JobState.RUNNING, self.stage.name,
+                                            self.stage.percent(fraction)))
+
+        ctx = StageContext(settings=self.settings, storage=self.storage, secrets=self.box, progress=progress,
+                           is_cancelled=work.cancelled)
+        try:
+            for attempt in range(MAX_ATTEMPTS):
+                future = self.executor.submit(self.stage.handler, event, ctx)
+                self._poll_while(future)
+                if work.cancelled():
+                    future.exception()  # let the handler finish unwinding; its result is thrown away
+                    log.info("job abandoned (%s); the partition's next owner redoes it", work.stop_reason)
+                    self._rewind(message)
+                    return "abandoned"
+                exc = future.exception()
+                if exc is None:
+                    outputs = list(future.result())
+                    if not any(isinstance(o, JobStatus) for o in outputs):
+                        outputs.append(JobStatus(event.job_id, JobState.RUNNING, self.stage.name,
+                                                 self.stage.percent(1.0)))
+                    self._commit(outputs, message)
+                    return "completed"
+                failure = classify(exc)
+                if failure.transient and attempt + 1 < MAX_ATTEMPTS:
+                    delay = backoff(attempt)
+                    metrics.RETRIES.labels(self.stage.name).inc()
+                    log.warning("transient fault, retrying in %.1fs: %s", delay, failure.message,
+                                extra={"attempt": attempt + 1})
+                    self._sleep_polling(delay)
+                    continue
+                if isinstance(exc, JobCancelled):
+                    failure = classify(exc)
+                log.error("job failed: %s", failure.message, extra={"code": failure.code},
+                          exc_info=exc if failure.code == "internal" else None)
+                metrics.FAILURES.labels(self.stage.name, failure.code).inc()
+                state = JobState.CANCELLED if failure.code == CANCELLED else JobState.FAILED
+                self._commit([JobStatus(event.job_id, state, self.stage.name, self.stage.percent(0.0),
+                                        error=ErrorInfo(failure.code, failure.message))], message)
+                return "failed"
+            raise AssertionError("unreachable")
+        finally:
+            self.work = None
+
+    def _poll_while(self, future: Future) -> None:
+        """Keep the consumer in its group while the handler works; nothing is consumed (the assignment is paused)."""
+        while not future.done():
+            self._alive_at = time.monotonic()
+            stray = self.consumer.poll(0.5)
+            if stray is not None and not stray.error():
+                # a partition assigned mid-job arrives unpaused: put the message back and pause it
+                partition = TopicPartition(stray.topic(), stray.partition(), stray.offset())
+                self.consumer.seek(partition)
+                self.consumer.pause([partition])
+
+    def _sleep_polling(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            self._alive_at = time.monotonic()
+            self.consumer.poll(min(0.5, max(0.0, deadline - time.monotonic())))
+
+    def _rewind(self, message) -> None:
+        """Make the message the next one consumed again (if we still own its partition)."""
+        if self.consumer is None:
+            return
+        owned = {(p.topic, p.partition) for p in self.consumer.assignment()}
+        if (message.topic(), message.partition()) in owned:
+            try:
+                self.consumer.seek(TopicPartition(message.topic(), message.partition(), message.offset()))
+            except KafkaException as exc:
+                log.warning("cannot rewind: %s", exc)
+
+    # ---- producing -----------------------------------------------------------------------------------------
+
+    def _commit(self, outputs: list[Event], message, *, dlq: tuple[bytes, list] | None = None) -> None:
+        """Outputs and the input offset in one transaction; on a retriable failure try again, else redo."""
+        offsets = [TopicPartition(message.topic(), message.partition(), message.offset() + 1)]
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                self.producer.begin_transaction()
+                for event in outputs:
+                    self.producer.produce(self.settings.topic(event.TOPIC), key=event.job_id.encode(),
+                                          value=encode_event(event, self.box))
+                if dlq is not None:
+                    value, headers = dlq
+                    self.producer.produce(self.settings.topic("dlq"), key=message.key(), value=value,
+                                          headers=headers)
+                self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
+                self.producer.commit_transaction(30)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.txn_requires_abort():
+                    try:
+                        self.producer.abort_transaction(30)
+                    except KafkaException:
+                        pass
+                if error.fatal():
+                    log.critical("fatal producer error, exiting: %s", error)
+                    raise
+                if error.retriable() or error.txn_requires_abort():
+                    if error.code() in (KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
+                                        KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID):
+                        log.warning("lost the partition while committing; the next owner redoes the job")
+                        self._rewind(message)
+                        return
+                    metrics.RETRIES.labels(self.stage.name).inc()
+                    self._sleep_polling(backoff(attempt))
+                    continue
+                raise
+        log.error("could not commit after %d attempts; the job will be redone", MAX_ATTEMPTS)
+        self._rewind(message)
+
+    def _send_status(self, status: JobStatus) -> None:
+        """Progress goes out at once, outside the transaction, so followers see it while the job runs."""
+        try:
+            self.status_producer.produce(self.settings.topic("status"), key=status.job_id.encode(),
+                                         value=encode_event(status, self.box))
+            self.status_producer.poll(0)
+        except (KafkaException, BufferError) as exc:
+            log.warning("progress event dropped: %s", exc)
+
+    def _dead_letter(self, message, error: Exception) -> None:
+        headers = [("error", str(error).encode()[:1000]), ("stage", self.stage.name.encode()),
+                   ("source_topic", message.topic().encode()), ("source_partition", str(message.partition()).encode()),
+                   ("source_offset", str(message.offset()).encode())]
+        log.warning("undecodable message to the dead-letter topic: %s", error,
+                    extra={"topic": message.topic(), "partition": message.partition(), "offset": message.offset()})
+        metrics.MESSAGES.labels(self.stage.name, "dead_letter").inc()
+        self._commit([], message, dlq=(message.value() or b"", headers))
+
+    # ---- callbacks -----------------------------------------------------------------------------------------
+
+    def _on_assign(self, consumer, partitions) -> None:
+        log.info("assigned %s", [f"{p.topic}[{p.partition}]" for p in partitions])
+
+    def _on_revoke(self, consumer, partitions) -> None:
+        log.info("revoked %s", [f"{p.topic}[{p.partition}]" for p in partitions])
+        if self.work is not None:
+            self.work.stop_reason = "revoked"
+
+    def _on_stats(self, stats_json: str) -> None:
+        try:
+            stats = json.loads(stats_json)
+            for topic, data in stats.get("topics", {}).items():
+                for partition, info in data.get("partitions", {}).items():
+                    lag = info.get("consumer_lag", -1)
+                    if partition != "-1" and lag is not None and lag >= 0:
+                        metrics.CONSUMER_LAG.labels(self.stage.name, topic, partition).set(lag)
+        except (ValueError, AttributeError):
+            pass
+
+    def _retry_forever(self, what: str, action) -> None:
+        attempt = 0
+        while True:
+            try:
+                action()
+                return
+            except (KafkaException, StorageError) as exc:
+                if self.stopping.is_set():
+                    raise
+                delay = backoff(min(attempt, 5))
+                log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
+                time.sleep(delay)
+                attempt += 1
+
+
+def serve(stage_name: str, settings: Settings | None = None) -> None:
+    """``smartcrop serve <stage>``: run one stage until SIGTERM."""
+    from smartcrop.runtime.logs import setup_service_logging
+    from smartcrop.stage import stages
+
+    setup_service_logging(stage_name)
+    settings = settings or Settings.from_env()
+    stage = stages()[stage_name]
+    warmup = None
+    if stage_name == "detector":
+        from smartcrop.detector.models import load_detector
+
+        def warmup(s: Settings) -> None:
+            load_detector(s.detector_model, s.device)
+
+    service = StageService(stage, settings, warmup=warmup)
+    service.install_signal_handlers()
+    health = metrics.HealthServer(settings.metrics_port, live=service.live, ready=service.ready).start()
+    log.info("%s metrics and health on port %d", stage_name, health.port)
+    try:
+        service.run()
+    finally:
+        health.stop()

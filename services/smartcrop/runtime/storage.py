@@ -1,0 +1,229 @@
+"""Object storage for media and per-frame data: MinIO / any S3 API for services, a directory for embedded runs.
+
+Every object is named by a URI that says where it lives: ``s3://host:port/bucket/key`` (the same form jobs use for
+sources and destinations) or ``file:///path``. Keys are deterministic (``jobs/{job_id}/...``), so a stage that redoes a
+job overwrites its own objects instead of leaving duplicates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+from urllib.parse import unquote, urlsplit
+
+from smartcrop.runtime.config import Settings
+
+
+class StorageError(RuntimeError):
+    """A storage operation failed for reasons outside the job (server down, network): worth a retry."""
+
+    code = "storage_unavailable"
+
+
+class ObjectNotFound(StorageError):
+    code = "source_unreadable"
+
+
+class Storage(Protocol):
+    def uri(self, key: str) -> str: ...
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str: ...
+
+    def put_file(self, key: str, path: Path, content_type: str | None = None) -> str: ...
+
+    def get_bytes(self, uri: str) -> bytes: ...
+
+    def local_copy(self, uri: str) -> contextlib.AbstractContextManager[Path]: ...
+
+    def delete_prefix(self, key: str) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# local directory
+
+
+def file_path(uri: str) -> Path:
+    """The local path behind ``file://`` URIs and plain paths."""
+    if uri.startswith("file://"):
+        return Path(unquote(urlsplit(uri).path))
+    return Path(uri)
+
+
+@dataclass
+class LocalStorage:
+    """Objects as files under ``root`` (embedded runs, tests)."""
+
+    root: Path
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"object key escapes the storage root: {key!r}")
+        return path
+
+    def uri(self, key: str) -> str:
+        return self._path(key).as_uri()
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        return path.as_uri()
+
+    def put_file(self, key: str, path: Path, content_type: str | None = None) -> str:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if Path(path).resolve() != target:
+            shutil.copyfile(path, target)
+        return target.as_uri()
+
+    def get_bytes(self, uri: str) -> bytes:
+        try:
+            return file_path(uri).read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"no such object: {uri}") from None
+
+    @contextlib.contextmanager
+    def local_copy(self, uri: str) -> Iterator[Path]:
+        path = file_path(uri)
+        if not path.exists():
+            raise ObjectNotFound(f"no such object: {uri}")
+        yield path
+
+    def delete_prefix(self, key: str) -> None:
+        shutil.rmtree(self._path(key), ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# S3 (MinIO)
+
+
+@dataclass(frozen=True)
+class S3Location:
+    endpoint: str  # host[:port]
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, uri: str) -> "S3Location":
+        parts = urlsplit(uri)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ValueError(f"expected s3://host[:port]/bucket/key, got {uri!r}")
+        bucket, _, key = parts.path.lstrip("/").partition("/")
+        return cls(parts.netloc, bucket, unquote(key))
+
+    def __str__(self) -> str:
+        return f"s3://{self.endpoint}/{self.bucket}/{self.key}"
+
+
+def s3_client(endpoint: str, access_key: str | None, secret_key: str | None, secure: bool | None = None):
+    """A MinIO client; ``endpoint`` may carry a scheme (``https://``) which decides TLS."""
+    from minio import Minio
+
+    parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
+    if secure is None:
+        secure = parts.scheme == "https"
+    return Minio(parts.netloc, access_key=access_key or None, secret_key=secret_key or None, secure=secure)
+
+
+def _wrap_s3_errors(action: str, location: str):
+    """Turn the MinIO client's exceptions into ours, without credentials in the message."""
+    from minio.error import S3Error
+    from urllib3.exceptions import HTTPError
+
+    @contextlib.contextmanager
+    def guard():
+        try:
+            yield
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject"):
+                raise ObjectNotFound(f"{action} {location}: {exc.code}") from None
+            raise StorageError(f"{action} {location}: {exc.code}: {exc.message}") from None
+        except (HTTPError, OSError) as exc:
+            raise StorageError(f"{action} {location}: {type(exc).__name__}: {exc}") from None
+
+    return guard()
+
+
+class S3Storage:
+    """Job data in one bucket of an S3 API server (MinIO in the local stack)."""
+
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str):
+        parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
+        self.host = parts.netloc
+        self.bucket = bucket
+        self.client = s3_client(endpoint, access_key, secret_key)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "S3Storage":
+        return cls(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_bucket)
+
+    def ensure_bucket(self) -> None:
+        with _wrap_s3_errors("create bucket", self.bucket):
+            if not self.client.bucket_exists(self.bucket):
+                self.client.make_bucket(self.bucket)
+
+    def ping(self) -> bool:
+        try:
+            with _wrap_s3_errors("check bucket", self.bucket):
+                return self.client.bucket_exists(self.bucket)
+        except StorageError:
+            return False
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.host}/{self.bucket}/{key}"
+
+    def _location(self, uri: str) -> S3Location:
+        location = S3Location.parse(uri)
+        if location.endpoint != self.host:
+            raise ValueError(f"{uri} is not in this store ({self.host})")
+        return location
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        import io
+
+        with _wrap_s3_errors("write", self.uri(key)):
+            self.client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+        return self.uri(key)
+
+    def put_file(self, key: str, path: Path, content_type: str | None = None) -> str:
+        with _wrap_s3_errors("upload", self.uri(key)):
+            self.client.fput_object(self.bucket, key, str(path),
+                                    content_type=content_type or "application/octet-stream")
+        return self.uri(key)
+
+    def get_bytes(self, uri: str) -> bytes:
+        location = self._location(uri)
+        with _wrap_s3_errors("read", uri):
+            response = self.client.get_object(location.bucket, location.key)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+    @contextlib.contextmanager
+    def local_copy(self, uri: str) -> Iterator[Path]:
+        location = self._location(uri)
+        suffix = Path(location.key).suffix
+        with tempfile.TemporaryDirectory(prefix="smartcrop-") as tmp:
+            path = Path(tmp) / f"object{suffix}"
+            with _wrap_s3_errors("download", uri):
+                self.client.fget_object(location.bucket, location.key, str(path))
+            yield path
+
+    def delete_prefix(self, key: str) -> None:
+        from minio.deleteobjects import DeleteObject
+
+        with _wrap_s3_errors("delete", self.uri(key)):
+            objects = self.client.list_objects(self.bucket, prefix=key, recursive=True)
+            errors = self.client.remove_objects(self.bucket, (DeleteObject(o.object_name) for o in objects))
+            for error in errors:
+                raise StorageError(f"delete {error.name}: {error.code}")
