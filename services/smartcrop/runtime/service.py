@@ -29,7 +29,7 @@ from smartcrop.errors import CANCELLED, classify
 from smartcrop.events import ErrorInfo, Event, JobState, JobStatus, decode_event, encode_event
 from smartcrop.runtime import metrics
 from smartcrop.runtime.config import Settings
-from smartcrop.runtime.kafka import client_config, producer_config
+from smartcrop.runtime.kafka import admin_client, client_config, producer_config
 from smartcrop.runtime.logs import current_job
 from smartcrop.runtime.secrets import SecretBox
 from smartcrop.runtime.serde import SerdeError
@@ -76,6 +76,7 @@ class StageService:
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.status_producer: Producer | None = None
+        self.admin = None
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -92,6 +93,7 @@ class StageService:
         self.producer = Producer(producer_config(self.settings, **{
             "transactional.id": f"{self.group_id}-{self.settings.instance_id}", "transaction.timeout.ms": 60000}))
         self.status_producer = Producer(producer_config(self.settings))
+        self.admin = admin_client(self.settings)
         self._retry_forever("init transactions", lambda: self.producer.init_transactions(30))
         self.consumer.subscribe([self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info("%s consuming %s as %s", self.stage.name, self.input_topic, self.group_id)
@@ -139,10 +141,10 @@ class StageService:
         checked_at, ok = self._ready_cache
         if time.monotonic() - checked_at < 5:
             return ok
-        ok = self.consumer is not None and self.storage is not None and self.storage.ping()
+        ok = self.admin is not None and self.storage is not None and self.storage.ping()
         if ok:
-            try:
-                self.consumer.list_topics(self.input_topic, timeout=2)
+            try:  # a separate client: the consumer belongs to the main thread
+                ok = self.admin.list_topics(self.input_topic, timeout=2).topics[self.input_topic].error is None
             except KafkaException:
                 ok = False
         self._ready_cache = (time.monotonic(), ok)

@@ -164,7 +164,7 @@ def component_pid(config: StackConfig, component: str) -> int | None:
 
 
 def _spawn(config: StackConfig, component: str, argv: list[str], env: dict[str, str] | None = None,
-           cwd: Path | None = None) -> int:
+           cwd: Path | None = None) -> subprocess.Popen:
     config.logs.mkdir(parents=True, exist_ok=True)
     config.run.mkdir(parents=True, exist_ok=True)
     log = open(config.log_file(component), "ab")
@@ -172,7 +172,7 @@ def _spawn(config: StackConfig, component: str, argv: list[str], env: dict[str, 
                                env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
     log.close()
     config.pid_file(component).write_text(str(process.pid))
-    return process.pid
+    return process
 
 
 def _port_open(port: int) -> bool:
@@ -181,12 +181,12 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _wait(what: str, check, timeout: float, config: StackConfig, component: str) -> None:
+def _wait(what: str, check, timeout: float, config: StackConfig, component: str, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
-        if component_pid(config, component) is None:
+        if process.poll() is not None:
             raise StackError(f"{what} exited during start-up; see {config.log_file(component)}:\n"
                              + _tail(config.log_file(component)))
         time.sleep(0.3)
@@ -289,9 +289,9 @@ def start_kafka(config: StackConfig, echo=print) -> int:
     if _port_open(config.kafka_port):
         raise StackError(f"port {config.kafka_port} is taken by another process; set SMARTCROP_STACK_KAFKA_PORT")
     echo(f"starting Kafka on 127.0.0.1:{config.kafka_port} (log: {config.log_file('kafka')})")
-    pid = _spawn(config, "kafka", _kafka_java(config, "kafka.Kafka", str(properties)))
-    _wait("Kafka", lambda: _port_open(config.kafka_port), 90, config, "kafka")
-    return pid
+    process = _spawn(config, "kafka", _kafka_java(config, "kafka.Kafka", str(properties)))
+    _wait("Kafka", lambda: _port_open(config.kafka_port), 90, config, "kafka", process)
+    return process.pid
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -324,7 +324,7 @@ def start_minio(config: StackConfig, echo=print) -> int:
     if _port_open(config.minio_port):
         raise StackError(f"port {config.minio_port} is taken by another process; set SMARTCROP_STACK_MINIO_PORT")
     echo(f"starting MinIO on 127.0.0.1:{config.minio_port} (log: {config.log_file('minio')})")
-    pid = _spawn(config, "minio", [str(binary), "server", str(config.minio_data),
+    process = _spawn(config, "minio", [str(binary), "server", str(config.minio_data),
                                    "--address", f"127.0.0.1:{config.minio_port}",
                                    "--console-address", f"127.0.0.1:{config.console_port}", "--quiet"],
                  env={"MINIO_ROOT_USER": creds["s3_access_key"], "MINIO_ROOT_PASSWORD": creds["s3_secret_key"],
@@ -338,8 +338,8 @@ def start_minio(config: StackConfig, echo=print) -> int:
         except OSError:
             return False
 
-    _wait("MinIO", healthy, 60, config, "minio")
-    return pid
+    _wait("MinIO", healthy, 60, config, "minio", process)
+    return process.pid
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -367,7 +367,11 @@ def start_service(config: StackConfig, name: str, instance: str, port: int, echo
     echo(f"starting {instance} (metrics: http://127.0.0.1:{port}/metrics, log: {config.log_file(instance)})")
     env = {**stack_env(config), "SMARTCROP_METRICS_PORT": str(port), "SMARTCROP_INSTANCE_ID": instance,
            "PYTHONUNBUFFERED": "1"}
-    return _spawn(config, instance, [sys.executable, "-m", "smartcrop", "serve", name], env=env)
+    process = _spawn(config, instance, [sys.executable, "-m", "smartcrop", "serve", name], env=env)
+    deadline = time.monotonic() + 5  # until it has exec'd, so status reports it
+    while time.monotonic() < deadline and process.poll() is None and component_pid(config, instance) is None:
+        time.sleep(0.05)
+    return process.pid
 
 
 def service_ports(config: StackConfig, replicas: dict[str, int]) -> dict[str, int]:

@@ -1,0 +1,39 @@
+"""Where the real test data lives: ``../shared`` beside the checkout (override with SMARTCROP_SHARED).
+
+Tests that need a clip or a model fail loudly when it is missing; nothing is skipped quietly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SMARTCROP_SHARED", REPO.parent / "shared")).resolve()
+DEFAULT_TEST_MODEL = SHARED / "models" / "yolov8n_int8.onnx"
+
+# The tests run offline: point the detector at the shared model unless the caller chose one.
+os.environ.setdefault("SMARTCROP_DETECTOR_MODEL", str(DEFAULT_TEST_MODEL))
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+def shared_media(name: str) -> Path:
+    path = SHARED / "media" / name
+    if not path.is_file():
+        pytest.fail(f"test clip missing: {path} (set SMARTCROP_SHARED to the folder holding media/ and models/)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def detector_model() -> str:
+    model = os.environ["SMARTCROP_DETECTOR_MODEL"]
+    if not Path(model).exists():
+        pytest.fail(f"detector model missing: {model} (set SMARTCROP_DETECTOR_MODEL or SMARTCROP_SHARED)")
+    return model
+
+
+@pytest.fixture
+def clip():
+    return shared_media

@@ -1,0 +1,89 @@
+"""``smartcrop run`` on real clips: what a new user does first."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smartcrop.cli import main
+from smartcrop.media.probe import probe
+
+from ..conftest import shared_media
+
+pytestmark = pytest.mark.e2e
+
+
+def test_cli_crops_a_talking_head_to_9_16_with_audio_and_a_plan(tmp_path, detector_model):
+    clip = shared_media("A_man_talking_restaurant_720p_visualvoice.mp4")
+    out, plan = tmp_path / "out.mp4", tmp_path / "plan.json"
+    result = subprocess.run([sys.executable, "-m", "smartcrop", "run", str(clip), "-o", str(out), "--plan-json",
+                             str(plan), "--mode", "balanced"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == out.resolve().as_uri()
+    source, cropped = probe(clip), probe(out)
+    assert (cropped.display_width, cropped.display_height) == (404, 720)
+    assert abs(cropped.duration - source.duration) <= 2 / source.fps
+    assert cropped.has_audio and cropped.frame_count == source.frame_count
+    document = json.loads(plan.read_text())
+    assert (document["width"], document["height"], document["fps"]) == (1280, 720, 25.0)
+    frames = document["frames"]
+    assert len(frames) == source.frame_count
+    assert set(frames[0]) == {"t", "x", "y", "w", "h"}
+    assert all(0 <= f["x"] <= 1280 - f["w"] and f["y"] == 0 and (f["w"], f["h"]) == (404, 720) for f in frames)
+    assert [f["t"] for f in frames] == sorted(f["t"] for f in frames)
+
+
+def test_rotation_metadata_is_honoured(tmp_path, detector_model):
+    clip = shared_media("EDGE_rotate-90_goldeneye_audio_pyscenedetect.mp4")  # stored 1280x544, shown 544x1280
+    out = tmp_path / "out.mp4"
+    assert main(["run", str(clip), "-o", str(out), "--aspect-ratio", "9:16", "--quiet"]) == 0
+    cropped = probe(out)
+    assert (cropped.display_width, cropped.display_height, cropped.rotation) == (544, 966, 0)
+    assert cropped.has_audio
+
+
+def test_non_square_pixels_and_corrupted_frames(tmp_path, detector_model):
+    clip = shared_media("B_arm_wrestling_two_people_mmaction2.mp4")  # 340x256 stored, SAR 64:51, broken tail
+    out = tmp_path / "out.mp4"
+    assert main(["run", str(clip), "-o", str(out), "--aspect-ratio", "1:1", "--quiet"]) == 0
+    source, cropped = probe(clip), probe(out)
+    assert (cropped.display_width, cropped.display_height, cropped.sample_aspect) == (256, 256, 1.0)
+    assert abs(cropped.duration - source.duration) <= 3 / source.fps
+
+
+@pytest.mark.parametrize("kind, entry", [("hls", "master.m3u8"), ("dash", "manifest.mpd")])
+def test_streaming_formats_write_a_playlist_and_segments(tmp_path, detector_model, kind, entry, capsys):
+    clip = shared_media("C_pedestrians_toward_camera_1080p_facenet-pytorch.mp4")
+    out = tmp_path / kind
+    assert main(["run", str(clip), "-o", str(out), "--format", kind, "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == (out / entry).resolve().as_uri()
+    files = {p.name for p in out.iterdir()}
+    assert entry in files
+    segments = [n for n in files if n.endswith((".ts", ".m4s"))]
+    assert len(segments) >= 3
+    text = (out / entry).read_text()
+    assert ("RESOLUTION=606x1080" in text) if kind == "hls" else ('width="606" height="1080"' in text)
+
+
+def test_a_bad_job_is_one_clear_line_naming_the_field(tmp_path):
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"query": {"source": "/x.mp4", "format": [{"output": "mp4", "aspect_ratio": "tall"}]}}))
+    result = subprocess.run([sys.executable, "-m", "smartcrop", "run", "--job", str(job), "-o",
+                             str(tmp_path / "o.mp4")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: format[0].aspect_ratio: expected \"W:H\" with positive integers (e.g. \"9:16\"), got 'tall'"]
+
+
+def test_an_unreadable_source_fails_with_a_code(tmp_path, detector_model):
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("this is not a video")
+    result = subprocess.run([sys.executable, "-m", "smartcrop", "run", str(not_video), "-o",
+                             str(tmp_path / "o.mp4")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: [source_unreadable]"), result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,85 @@
+"""Shot cuts, per-frame data and the first planner, on synthetic inputs with exact expectations."""
+
+import numpy as np
+
+from smartcrop.detector.shots import detect_cuts
+from smartcrop.framedata import FrameData, windows_from_avro, windows_to_avro
+from smartcrop.job import Method, Mode
+from smartcrop.planner.methods import focus_points
+from smartcrop.planner.path import camera_path
+
+
+def test_a_spike_is_a_cut_but_steady_motion_is_not():
+    scores = np.full(100, 0.05)
+    scores[40] = 0.6  # a cut
+    scores[70:80] = 0.3  # a fast pan: high, but so are its neighbours
+    cuts = detect_cuts(scores, window=12, min_score=0.12, ratio=3.0, min_gap=10)
+    assert np.flatnonzero(cuts).tolist() == [40]
+
+
+def test_cuts_keep_a_minimum_shot_length_and_never_fire_at_the_start():
+    scores = np.full(60, 0.01)
+    scores[[2, 30, 33]] = [0.9, 0.8, 0.5]
+    assert np.flatnonzero(detect_cuts(scores, window=5, min_score=0.12, ratio=3.0, min_gap=10)).tolist() == [30]
+
+
+def frames(boxes_per_frame, count=10, cut_at=None):
+    """FrameData from {frame: [(x1, y1, x2, y2, score, cls, track)]}."""
+    rows = [(f, *b) for f, boxes in boxes_per_frame.items() for b in boxes]
+    shot = np.zeros(count, bool)
+    if cut_at is not None:
+        shot[cut_at] = True
+    data = FrameData.empty_boxes(np.arange(count) / 10.0, shot, np.ones(count, bool))
+    if rows:
+        array = np.array(rows, float)
+        data.frame, data.xyxy = array[:, 0].astype(int), array[:, 1:5].astype(np.float32)
+        data.score, data.cls, data.track_id = array[:, 5].astype(np.float32), array[:, 6].astype(int), array[:, 7].astype(int)
+    return data
+
+
+def test_frame_data_round_trips_through_avro():
+    data = frames({0: [(1, 2, 3, 4, 0.9, 0, 7)], 3: [(5, 6, 7, 8, 0.5, 2, -1), (0, 0, 10, 10, 0.7, 0, 8)]}, cut_at=5)
+    back = FrameData.from_avro(data.to_avro())
+    assert np.array_equal(back.t, data.t) and np.array_equal(back.shot_start, data.shot_start)
+    order = np.lexsort((data.track_id, data.frame))
+    back_order = np.lexsort((back.track_id, back.frame))
+    assert np.array_equal(back.frame[back_order], data.frame[order])
+    assert np.allclose(back.xyxy[back_order], data.xyxy[order])
+    assert np.array_equal(back.track_id[back_order], data.track_id[order])
+    assert back.shot_ids().tolist() == [0] * 5 + [1] * 5
+
+
+def test_plan_windows_round_trip():
+    t = np.arange(3) / 25
+    windows = np.array([[10, 0, 405, 720], [11.5, 0, 405, 720], [12, 0, 405, 720]], float)
+    back_t, back = windows_from_avro(windows_to_avro(t, windows))
+    assert np.allclose(back_t, t) and np.allclose(back, windows)
+
+
+def test_gravity_weights_by_area_and_single_object_keeps_the_largest():
+    big = (100, 100, 300, 500, 1.0, 0, 1)  # area 80000, centre (200, 300)
+    small = (900, 100, 1000, 300, 1.0, 0, 2)  # area 20000, centre (950, 200)
+    data = frames({i: [big, small] for i in range(10)})
+    gravity, valid = focus_points(data, Method.GRAVITY)
+    assert valid.all()
+    assert np.allclose(gravity[0], [(200 * 80000 + 950 * 20000) / 100000, (300 * 80000 + 200 * 20000) / 100000])
+    single, _ = focus_points(data, Method.SINGLE_OBJECT)
+    assert np.allclose(single, [200, 300])
+
+
+def test_camera_path_resets_at_a_cut_and_stays_inside_the_frame():
+    t = np.arange(40) / 10.0
+    shots = np.repeat([0, 1], 20)
+    points = np.where(shots[:, None] == 0, [[100.0, 360.0]], [[1200.0, 360.0]])
+    windows = camera_path(t, shots, points, np.ones(40, bool), frame_size=(1280, 720), crop_size=(404, 720),
+                          mode=Mode.BALANCED, fps=10)
+    assert np.allclose(windows[:20, 0], 0)  # subject at the left edge: clamped at x=0, no drift toward the cut
+    assert np.allclose(windows[20:, 0], 1280 - 404)  # right after the cut the camera is already there
+    assert np.allclose(windows[:, 2:], [404, 720])
+
+
+def test_a_shot_without_subjects_keeps_the_centre():
+    t = np.arange(10) / 10.0
+    windows = camera_path(t, np.zeros(10, int), np.zeros((10, 2)), np.zeros(10, bool), frame_size=(1280, 720),
+                          crop_size=(404, 720), mode=Mode.STABLE, fps=10)
+    assert np.allclose(windows[:, 0], (1280 - 404) / 2)
