@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ class PipelineResult:
     plans: list[CropPlanned] = field(default_factory=list)
     windows: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # format -> (t, x/y/w/h rows)
     events: list[Event] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
 
 
 class InMemoryBus:
@@ -72,6 +74,7 @@ def run_job(job: JobSpec, *, settings: Settings | None = None, work_dir: Path | 
                 break
             ctx = StageContext(settings=settings, storage=storage, secrets=box,
                                progress=_reporter(stage, progress))
+            started = time.perf_counter()
             try:
                 outputs = stage.handler(event, ctx)
             except Exception as exc:  # the job fails, with a code; the caller decides how loud to be
@@ -80,6 +83,8 @@ def run_job(job: JobSpec, *, settings: Settings | None = None, work_dir: Path | 
                 result.status = JobStatus(job.job_id, JobState.FAILED, stage.name, stage.percent(0.0),
                                           error=_error(failure.code, failure.message))
                 return result
+            finally:
+                result.seconds[stage.name] = result.seconds.get(stage.name, 0.0) + time.perf_counter() - started
             for output in outputs:
                 result.events.append(output)
                 if isinstance(output, JobStatus):

@@ -87,3 +87,35 @@ def test_an_unreadable_source_fails_with_a_code(tmp_path, detector_model):
     assert result.returncode == 1
     assert result.stderr.startswith("error: [source_unreadable]"), result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_http_sources_are_downloaded(tmp_path, detector_model):
+    import functools
+    import http.server
+    import threading
+
+    clip = shared_media("B_C_basketball_two_players_240p_mmaction2.mp4")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(clip.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{clip.name}"
+        out = tmp_path / "out.mp4"
+        assert main(["run", url, "-o", str(out), "--aspect-ratio", "4:5", "--quiet"]) == 0
+        assert (probe(out).display_width, probe(out).display_height) == (192, 240)
+        missing = f"http://127.0.0.1:{server.server_address[1]}/missing.mp4"
+        result = subprocess.run([sys.executable, "-m", "smartcrop", "run", missing, "-o", str(tmp_path / "x.mp4")],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 1
+        assert result.stderr.startswith("error: [source_unreadable] source download failed: HTTP 404")
+    finally:
+        server.shutdown()
+
+
+def test_a_missing_model_is_a_loud_failure(tmp_path):
+    clip = shared_media("B_C_basketball_two_players_240p_mmaction2.mp4")
+    env = {**__import__("os").environ, "SMARTCROP_DETECTOR_MODEL": str(tmp_path / "no-such-model.onnx")}
+    result = subprocess.run([sys.executable, "-m", "smartcrop", "run", str(clip), "-o", str(tmp_path / "o.mp4")],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: [model_unavailable] detector model not found:"), result.stderr
