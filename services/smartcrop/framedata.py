@@ -1,13 +1,13 @@
-"""Per-frame analysis data as column arrays: one timeline of frames and one flat table of boxes.
+"""Per-frame analysis data as column arrays: one timeline of frames, one table of boxes and one of faces.
 
-Like supervision's ``Detections``, every box attribute is one numpy column, so methods filter and aggregate with
-array operations instead of Python loops over frames. On disk it is an Avro container of
-``io.smartcrop.v1.FrameObjects`` (one record per frame).
+Like supervision's ``Detections``, every attribute is one numpy column, so methods filter and aggregate with array
+operations instead of Python loops over frames. On disk it is an Avro container of ``io.smartcrop.v1.FrameObjects``
+(one record per frame).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -16,16 +16,55 @@ from smartcrop.runtime import serde
 PERSON = 0
 
 
+def _nan(shape) -> np.ndarray:
+    return np.full(shape, np.nan, np.float32)
+
+
+@dataclass
+class FaceTable:
+    """Faces found by the detector (before the tracker matches them to people)."""
+
+    frame: np.ndarray = field(default_factory=lambda: np.zeros(0, int))  # (G,)
+    xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))  # (G, 4)
+    score: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    mouth_open: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # NaN when unmeasured
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
 @dataclass
 class FrameData:
-    t: np.ndarray  # (F,) seconds since the first frame
-    shot_start: np.ndarray  # (F,) bool: a cut lies before this frame (frame 0 always starts a shot)
-    analysed: np.ndarray  # (F,) bool: the detector looked at this frame
-    frame: np.ndarray  # (B,) int: frame index of each box
+    # per frame (F)
+    t: np.ndarray  # seconds since the first frame
+    shot_start: np.ndarray  # bool: a cut lies before this frame (frame 0 always starts a shot)
+    analysed: np.ndarray  # bool: the detector looked at this frame
+    # per box (B)
+    frame: np.ndarray  # int: frame index of each box
     xyxy: np.ndarray  # (B, 4) float32, display pixels
-    score: np.ndarray  # (B,) float32
-    cls: np.ndarray  # (B,) int: COCO class
-    track_id: np.ndarray  # (B,) int, -1 before tracking
+    score: np.ndarray  # float32
+    cls: np.ndarray  # int: COCO class
+    track_id: np.ndarray  # int, -1 before tracking
+    speed: np.ndarray = None  # float32, box heights per second (tracker)
+    speaking: np.ndarray = None  # float32 in [0, 1] (tracker)
+    face_xyxy: np.ndarray = None  # (B, 4) float32, NaN where no face was matched (tracker)
+    mouth_open: np.ndarray = None  # float32, NaN where unmeasured
+    # per frame, optional signals
+    voice: np.ndarray = None  # (F,) float32 speech probability, NaN without audio
+    faces: FaceTable = field(default_factory=FaceTable)
+
+    def __post_init__(self):
+        boxes = len(self.frame)
+        if self.speed is None:
+            self.speed = np.zeros(boxes, np.float32)
+        if self.speaking is None:
+            self.speaking = np.zeros(boxes, np.float32)
+        if self.face_xyxy is None:
+            self.face_xyxy = _nan((boxes, 4))
+        if self.mouth_open is None:
+            self.mouth_open = _nan(boxes)
+        if self.voice is None:
+            self.voice = _nan(len(self.t))
 
     @property
     def frame_count(self) -> int:
@@ -37,10 +76,11 @@ class FrameData:
                    frame=np.zeros(0, int), xyxy=np.zeros((0, 4), np.float32), score=np.zeros(0, np.float32),
                    cls=np.zeros(0, int), track_id=np.zeros(0, int))
 
-    def select(self, mask: np.ndarray) -> "FrameData":
-        """The same timeline with only the boxes where ``mask`` is true."""
-        return FrameData(self.t, self.shot_start, self.analysed, self.frame[mask], self.xyxy[mask], self.score[mask],
-                         self.cls[mask], self.track_id[mask])
+    _BOX_COLUMNS = ("frame", "xyxy", "score", "cls", "track_id", "speed", "speaking", "face_xyxy", "mouth_open")
+
+    def select(self, rows: np.ndarray) -> "FrameData":
+        """The same timeline with only the boxes picked by ``rows`` (a mask or indices)."""
+        return replace(self, **{name: getattr(self, name)[rows] for name in self._BOX_COLUMNS})
 
     def shot_ids(self) -> np.ndarray:
         """(F,) shot number of every frame."""
@@ -61,40 +101,67 @@ class FrameData:
 
     def to_avro(self) -> bytes:
         order = np.argsort(self.frame, kind="stable")
-        frame, xyxy, score, cls, track = (self.frame[order], self.xyxy[order], self.score[order], self.cls[order],
-                                          self.track_id[order])
-        bounds = np.searchsorted(frame, np.arange(self.frame_count + 1))
+        boxes = self.select(order)
+        bounds = np.searchsorted(boxes.frame, np.arange(self.frame_count + 1))
+        face_order = np.argsort(self.faces.frame, kind="stable")
+        face_bounds = np.searchsorted(self.faces.frame[face_order], np.arange(self.frame_count + 1))
+
+        def face_record(xyxy, score, mouth):
+            return {"x1": float(xyxy[0]), "y1": float(xyxy[1]), "x2": float(xyxy[2]), "y2": float(xyxy[3]),
+                    "score": float(score), "mouth_open": None if np.isnan(mouth) else float(mouth)}
 
         def records():
             for i in range(self.frame_count):
                 lo, hi = bounds[i], bounds[i + 1]
+                box_records = []
+                for j in range(lo, hi):
+                    face = boxes.face_xyxy[j]
+                    box_records.append({
+                        "x1": float(boxes.xyxy[j, 0]), "y1": float(boxes.xyxy[j, 1]), "x2": float(boxes.xyxy[j, 2]),
+                        "y2": float(boxes.xyxy[j, 3]), "score": float(boxes.score[j]), "cls": int(boxes.cls[j]),
+                        "track_id": int(boxes.track_id[j]), "speed": float(boxes.speed[j]),
+                        "speaking": float(boxes.speaking[j]),
+                        "face": None if np.isnan(face[0]) else face_record(face, 1.0, boxes.mouth_open[j])})
+                faces = [face_record(self.faces.xyxy[k], self.faces.score[k], self.faces.mouth_open[k])
+                         for k in face_order[face_bounds[i]:face_bounds[i + 1]]]
+                voice = self.voice[i]
                 yield {"index": i, "t": float(self.t[i]), "shot_start": bool(self.shot_start[i]),
-                       "analysed": bool(self.analysed[i]),
-                       "boxes": [{"x1": float(b[0]), "y1": float(b[1]), "x2": float(b[2]), "y2": float(b[3]),
-                                  "score": float(s), "cls": int(c), "track_id": int(k)}
-                                 for b, s, c, k in zip(xyxy[lo:hi], score[lo:hi], cls[lo:hi], track[lo:hi])]}
+                       "analysed": bool(self.analysed[i]), "boxes": box_records, "faces": faces,
+                       "voice": None if np.isnan(voice) else float(voice)}
 
         return serde.write_container("FrameObjects", records())
 
     @classmethod
     def from_avro(cls, data: bytes) -> "FrameData":
-        t, shot_start, analysed = [], [], []
-        frame, rows, score, classes, track = [], [], [], [], []
+        t, shot_start, analysed, voice = [], [], [], []
+        box_rows: list[tuple] = []
+        face_rows: list[tuple] = []
+        nan4 = (np.nan,) * 4
         for record in serde.read_container(data):
             i = len(t)
             t.append(record["t"])
             shot_start.append(record["shot_start"])
             analysed.append(record["analysed"])
+            voice.append(np.nan if record.get("voice") is None else record["voice"])
             for box in record["boxes"]:
-                frame.append(i)
-                rows.append((box["x1"], box["y1"], box["x2"], box["y2"]))
-                score.append(box["score"])
-                classes.append(box["cls"])
-                track.append(box["track_id"])
+                face = box.get("face")
+                face_xyxy = (face["x1"], face["y1"], face["x2"], face["y2"]) if face else nan4
+                mouth = face["mouth_open"] if face and face["mouth_open"] is not None else np.nan
+                box_rows.append((i, box["x1"], box["y1"], box["x2"], box["y2"], box["score"], box["cls"],
+                                 box["track_id"], box.get("speed", 0.0), box.get("speaking", 0.0), *face_xyxy, mouth))
+            for face in record.get("faces", []):
+                mouth = np.nan if face["mouth_open"] is None else face["mouth_open"]
+                face_rows.append((i, face["x1"], face["y1"], face["x2"], face["y2"], face["score"], mouth))
+        b = np.asarray(box_rows, float).reshape(-1, 15)
+        f = np.asarray(face_rows, float).reshape(-1, 7)
         return cls(t=np.asarray(t, float), shot_start=np.asarray(shot_start, bool),
-                   analysed=np.asarray(analysed, bool), frame=np.asarray(frame, int),
-                   xyxy=np.asarray(rows, np.float32).reshape(-1, 4), score=np.asarray(score, np.float32),
-                   cls=np.asarray(classes, int), track_id=np.asarray(track, int))
+                   analysed=np.asarray(analysed, bool), frame=b[:, 0].astype(int),
+                   xyxy=b[:, 1:5].astype(np.float32), score=b[:, 5].astype(np.float32), cls=b[:, 6].astype(int),
+                   track_id=b[:, 7].astype(int), speed=b[:, 8].astype(np.float32),
+                   speaking=b[:, 9].astype(np.float32), face_xyxy=b[:, 10:14].astype(np.float32),
+                   mouth_open=b[:, 14].astype(np.float32), voice=np.asarray(voice, np.float32),
+                   faces=FaceTable(frame=f[:, 0].astype(int), xyxy=f[:, 1:5].astype(np.float32),
+                                   score=f[:, 5].astype(np.float32), mouth_open=f[:, 6].astype(np.float32)))
 
 
 def windows_to_avro(t: np.ndarray, windows: np.ndarray) -> bytes:
@@ -109,3 +176,4 @@ def windows_from_avro(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     t = np.array([r["t"] for r in records], float)
     windows = np.array([(r["x"], r["y"], r["w"], r["h"]) for r in records], float).reshape(-1, 4)
     return t, windows
+

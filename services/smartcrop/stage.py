@@ -25,6 +25,8 @@ class StageContext:
     secrets: SecretBox = field(default_factory=SecretBox.ephemeral)
     progress: Callable[[float], None] = lambda fraction: None
     is_cancelled: Callable[[], bool] = lambda: False
+    count_frames: Callable[[int], None] = lambda frames: None  # decoded frames, for throughput metrics
+    count_inference: Callable[[float], None] = lambda seconds: None  # model time, for metrics
 
     def check_cancelled(self) -> None:
         if self.is_cancelled():

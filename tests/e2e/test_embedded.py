@@ -119,3 +119,43 @@ def test_a_missing_model_is_a_loud_failure(tmp_path):
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 1
     assert result.stderr.startswith("error: [model_unavailable] detector model not found:"), result.stderr
+
+
+def make_vfr_clip(source: Path, out: Path) -> list[float]:
+    """Re-encode a real clip keeping its timestamps but dropping frames unevenly: variable frame rate."""
+    import av
+
+    times = []
+    with av.open(str(source)) as src, av.open(str(out), "w") as dst:
+        stream_in = src.streams.video[0]
+        stream = dst.add_stream("libx264", rate=stream_in.average_rate)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.time_base = stream_in.time_base
+        stream.codec_context.time_base = stream_in.time_base
+        for i, frame in enumerate(src.decode(video=0)):
+            if i % 5 in (1, 3) or (40 <= i < 60 and i % 2):  # 3 of 5 frames, fewer in one stretch
+                continue
+            image = frame.reformat(width=640, height=360, format="yuv420p")
+            image.pts, image.time_base = frame.pts, frame.time_base
+            times.append(float(frame.pts * frame.time_base))
+            for packet in stream.encode(image):
+                dst.mux(packet)
+        for packet in stream.encode(None):
+            dst.mux(packet)
+    return [t - times[0] for t in times]
+
+
+def test_variable_frame_rate_keeps_its_timestamps(tmp_path, detector_model):
+    vfr = tmp_path / "vfr.mp4"
+    times = make_vfr_clip(shared_media("A_man_talking_restaurant_720p_visualvoice.mp4"), vfr)
+    out, plan = tmp_path / "out.mp4", tmp_path / "plan.json"
+    assert main(["run", str(vfr), "-o", str(out), "--plan-json", str(plan), "--quiet"]) == 0
+    planned = [frame["t"] for frame in json.loads(plan.read_text())["frames"]]
+    assert len(planned) == len(times) and max(abs(a - b) for a, b in zip(planned, times)) < 1e-3
+    import av
+
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        output_times = sorted(float(f.pts * f.time_base) for f in container.decode(stream))
+    assert len(output_times) == len(times)
+    assert max(abs(a - b) for a, b in zip(output_times, times)) < 0.002  # the gaps survive the encode

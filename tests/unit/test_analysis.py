@@ -5,7 +5,6 @@ import numpy as np
 from smartcrop.detector.shots import detect_cuts
 from smartcrop.framedata import FrameData, windows_from_avro, windows_to_avro
 from smartcrop.job import Method, Mode
-from smartcrop.planner.methods import focus_points
 from smartcrop.planner.path import camera_path
 
 
@@ -29,12 +28,11 @@ def frames(boxes_per_frame, count=10, cut_at=None):
     shot = np.zeros(count, bool)
     if cut_at is not None:
         shot[cut_at] = True
-    data = FrameData.empty_boxes(np.arange(count) / 10.0, shot, np.ones(count, bool))
-    if rows:
-        array = np.array(rows, float)
-        data.frame, data.xyxy = array[:, 0].astype(int), array[:, 1:5].astype(np.float32)
-        data.score, data.cls, data.track_id = array[:, 5].astype(np.float32), array[:, 6].astype(int), array[:, 7].astype(int)
-    return data
+    array = np.array(rows, float).reshape(-1, 8)
+    return FrameData(t=np.arange(count) / 10.0, shot_start=shot, analysed=np.ones(count, bool),
+                     frame=array[:, 0].astype(int), xyxy=array[:, 1:5].astype(np.float32),
+                     score=array[:, 5].astype(np.float32), cls=array[:, 6].astype(int),
+                     track_id=array[:, 7].astype(int))
 
 
 def test_frame_data_round_trips_through_avro():
@@ -54,17 +52,6 @@ def test_plan_windows_round_trip():
     windows = np.array([[10, 0, 405, 720], [11.5, 0, 405, 720], [12, 0, 405, 720]], float)
     back_t, back = windows_from_avro(windows_to_avro(t, windows))
     assert np.allclose(back_t, t) and np.allclose(back, windows)
-
-
-def test_gravity_weights_by_area_and_single_object_keeps_the_largest():
-    big = (100, 100, 300, 500, 1.0, 0, 1)  # area 80000, centre (200, 300)
-    small = (900, 100, 1000, 300, 1.0, 0, 2)  # area 20000, centre (950, 200)
-    data = frames({i: [big, small] for i in range(10)})
-    gravity, valid = focus_points(data, Method.GRAVITY)
-    assert valid.all()
-    assert np.allclose(gravity[0], [(200 * 80000 + 950 * 20000) / 100000, (300 * 80000 + 200 * 20000) / 100000])
-    single, _ = focus_points(data, Method.SINGLE_OBJECT)
-    assert np.allclose(single, [200, 300])
 
 
 def test_camera_path_resets_at_a_cut_and_stays_inside_the_frame():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 THUMB_LONG_SIDE = 64
+DUPLICATE = 0.005  # a score this low means the frame repeats the previous one
 HIST_BINS = 16
 
 
@@ -59,10 +60,13 @@ def detect_cuts(scores: np.ndarray, *, window: int, min_score: float, ratio: flo
     starts = np.zeros(count, bool)
     if count < 2:
         return starts
-    padded = np.pad(scores, window, mode="edge")
+    # repeated frames (score ~0, common in web video) say nothing about motion: leave them out of the average
+    real = (scores > DUPLICATE).astype(float)
     kernel = np.ones(2 * window + 1)
     kernel[window] = 0  # the frame itself is not its own neighbourhood
-    neighbourhood = np.convolve(padded, kernel, mode="valid") / (2 * window)
+    totals = np.convolve(np.pad(scores * real, window, mode="edge"), kernel, mode="valid")
+    counts = np.convolve(np.pad(real, window, mode="edge"), kernel, mode="valid")
+    neighbourhood = totals / np.maximum(counts, 1)
     candidates = (scores >= min_score) & (scores >= ratio * neighbourhood + 0.02)
     candidates[:min_gap] = False  # frame 0 already starts a shot; keep the first shot min_gap long too
     # strongest first, keeping shots at least min_gap frames long

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from smartcrop.detector.analysis import analyse
+from smartcrop.detector.analysis import FacePolicy, analyse, face_policy_for
 from smartcrop.detector.models import load_detector
 from smartcrop.events import DetectionsReady, JobRequested
 from smartcrop.job import check_against_source
@@ -13,15 +13,25 @@ from smartcrop.stage import StageContext
 
 def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
     job = event.job
-    detector = load_detector(ctx.settings.detector_model, ctx.settings.device)
-    source_uri = ingest_source(job.source, ctx.storage, job.job_id, ctx.settings)
+    settings = ctx.settings
+    detector = load_detector(settings.detector_model, settings.device)
+    policy = face_policy_for(fmt.method for fmt in job.formats if fmt.smart_crop)
+    faces = voice = None
+    if policy is not FacePolicy.NONE:
+        from smartcrop.detector.faces import load_face_analyzer
+        from smartcrop.media.voice import voice_activity
+
+        faces, voice = load_face_analyzer(settings.face_model, settings.landmark_model), voice_activity
+    source_uri = ingest_source(job.source, ctx.storage, job.job_id, settings)
+    inference_before = detector.inference_seconds
     with ctx.storage.local_copy(source_uri) as path:
         media = probe(path)
         for index, fmt in enumerate(job.formats):
             check_against_source(fmt, media.display_width, media.display_height, f"format[{index}]")
-        data = analyse(path, media, detector, analysis_fps=ctx.settings.analysis_fps,
-                       batch_size=ctx.settings.detector_batch, progress=ctx.progress,
-                       check_cancelled=ctx.check_cancelled)
+        data = analyse(path, media, detector, analysis_fps=settings.analysis_fps, batch_size=settings.detector_batch,
+                       faces=faces, face_policy=policy, voice=voice, progress=ctx.progress,
+                       check_cancelled=ctx.check_cancelled, count_frames=ctx.count_frames)
+    ctx.count_inference(detector.inference_seconds - inference_before)
     uri = ctx.storage.put_bytes(f"jobs/{job.job_id}/detections.avro", data.to_avro())
     return [DetectionsReady(job=job, media=media, source_uri=source_uri, detections_uri=uri,
-                            analysis_fps=ctx.settings.analysis_fps)]
+                            analysis_fps=settings.analysis_fps)]

@@ -25,6 +25,7 @@ def encode(event: CropPlanned, ctx: StageContext) -> list[JobStatus]:
         with ctx.storage.local_copy(event.source_uri) as source:
             entry_points = render(source, event.media, windows, fmt, rendered,
                                   progress=lambda f: (ctx.check_cancelled(), ctx.progress(0.95 * f)))
+        ctx.count_frames(len(windows))
         secret = ctx.secrets.unseal(fmt.destination.secret) if fmt.destination and fmt.destination.secret else None
         outputs = publish_outputs(rendered, entry_points, destination=fmt.destination, secret=secret,
                                   storage=ctx.storage, job_id=job.job_id, format_index=event.format_index,

@@ -7,7 +7,9 @@ sources keep their timing.
 
 from __future__ import annotations
 
+import heapq
 import logging
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -18,6 +20,8 @@ import numpy as np
 from smartcrop.media.probe import MediaError, MediaInfo, open_container
 
 log = logging.getLogger(__name__)
+
+REORDER_DEPTH = 4  # frames whose timestamps may arrive out of order (B-frame depth)
 
 
 @dataclass
@@ -34,7 +38,12 @@ class DecodedAudio:
 
 
 def decode_video(path: str | Path, *, with_audio: bool = False) -> Iterator[DecodedFrame | DecodedAudio]:
-    """Yield video frames (and, if asked, audio frames) of the first video stream in presentation order."""
+    """Yield video frames (and, if asked, audio frames) of the first video stream in presentation order.
+
+    Decoders return frames in presentation order, but some containers (AVI with packed B-frames) attach their
+    timestamps in decode order. A small reorder buffer hands out the timestamps sorted, which is what FFmpeg's
+    best-effort timestamp does, so times always increase.
+    """
     with open_container(path) as container:
         if not container.streams.video:
             raise MediaError("no video stream in the source")
@@ -44,38 +53,45 @@ def decode_video(path: str | Path, *, with_audio: bool = False) -> Iterator[Deco
         audio = container.streams.audio[0] if with_audio and container.streams.audio else None
         if audio is not None:
             streams.append(audio)
+        step = 1.0 / float(video.average_rate or 25)
+        waiting: deque[av.VideoFrame] = deque()
+        stamps: list[float] = []  # a heap of the waiting frames' times
+        newest = -step
         start: float | None = None
+        last_t = -1.0
         index = 0
         skipped = 0
-        last_t = -1.0
-        fallback_step = 1.0 / float(video.average_rate or 25)
+
+        def release() -> DecodedFrame:
+            nonlocal start, last_t, index
+            seconds = heapq.heappop(stamps)
+            if start is None:
+                start = seconds
+            t = max(seconds - start, last_t + 1e-3 if index else 0.0)  # never repeat a time
+            last_t = t
+            index += 1
+            return DecodedFrame(index=index - 1, t=t, frame=waiting.popleft())
+
         for packet in container.demux(*streams):
             try:
                 frames = packet.decode()
-            except (av.error.InvalidDataError, av.error.UndefinedError, av.error.ValueError) as exc:
+            except av.error.FFmpegError as exc:
                 skipped += 1
                 log.debug("skipping undecodable packet: %s", exc)
                 continue
             for frame in frames:
                 if packet.stream is audio:
-                    if frame.pts is None or start is None:
-                        continue
-                    yield DecodedAudio(t=float(frame.pts * frame.time_base) - start, frame=frame)
+                    if frame.pts is not None and start is not None:
+                        yield DecodedAudio(t=float(frame.pts * frame.time_base) - start, frame=frame)
                     continue
-                if frame.pts is not None:
-                    seconds = float(frame.pts * frame.time_base)
-                    if start is None:
-                        start = seconds
-                    t = seconds - start
-                else:  # no timestamp: continue from the last one at the nominal rate
-                    if start is None:
-                        start = 0.0
-                    t = last_t + fallback_step
-                if t <= last_t:  # duplicate or out-of-order timestamp after a corrupt stretch
-                    t = last_t + 1e-3
-                last_t = t
-                yield DecodedFrame(index=index, t=t, frame=frame)
-                index += 1
+                seconds = float(frame.pts * frame.time_base) if frame.pts is not None else newest + step
+                newest = max(newest, seconds)
+                heapq.heappush(stamps, seconds)
+                waiting.append(frame)
+                if len(waiting) > REORDER_DEPTH:
+                    yield release()
+        while waiting:
+            yield release()
         if index == 0:
             raise MediaError("video stream has no decodable frame")
         if skipped:

@@ -1,43 +1,407 @@
-"""Methods turn tracks into a focus point per analysed frame: where the viewer should be looking."""
+"""The six ``smart_crop_method`` values: from tracks to a :class:`Focus` per analysed frame.
+
+Each method answers two questions per frame: where should the viewer look (``point``), and which camera positions
+keep the subject that matters fully in the window (``keep_lo``/``keep_hi``). The camera path then turns those into
+smooth motion. Choices that could flip between similar candidates (largest person, current speaker, fastest mover)
+are made with hysteresis: a challenger must beat the incumbent clearly and for a while.
+
+- gravity: area x confidence weighted centre of everyone (other COCO objects count a tenth of a person);
+- single_object: the largest person, by median area over the last second;
+- max_weight: the window position that keeps the most (weighted) subjects fully inside;
+- max_movement: the fastest subjects, by size-normalised speed (falls back to the largest person when all is still);
+- talking_person: the current speaker (mouth movement gated by voice), else the largest person;
+- adaptive: per frame, one dominant person -> single_object, a clear speaker among several -> talking_person,
+  a group that fits -> gravity over the group, people spread wider than the window -> max_weight.
+Every method: nobody in view -> hold the last target for a moment, then ease to the centre.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from smartcrop.framedata import PERSON, FrameData
 from smartcrop.job import Method
+from smartcrop.planner.focus import Focus
 
-OBJECT_WEIGHT = 0.1  # other COCO objects count, but a person always matters more
-
-
-def focus_points(tracks: FrameData, method: Method) -> tuple[np.ndarray, np.ndarray]:
-    """(F, 2) focus point per frame and (F,) bool where one exists (analysed frames with subjects)."""
-    count = tracks.frame_count
-    weight = tracks.areas * tracks.score * np.where(tracks.cls == PERSON, 1.0, OBJECT_WEIGHT)
-    if method in (Method.SINGLE_OBJECT, Method.ADAPTIVE, Method.TALKING_PERSON):
-        weight = _largest_person_only(tracks, weight)
-    centers = tracks.centers
-    sums = np.zeros((count, 2))
-    totals = np.zeros(count)
-    np.add.at(sums, tracks.frame, centers * weight[:, None])
-    np.add.at(totals, tracks.frame, weight)
-    valid = totals > 0
-    points = np.zeros((count, 2))
-    points[valid] = sums[valid] / totals[valid, None]
-    return points, valid
+OBJECT_WEIGHT = 0.1  # other COCO objects are subjects too, but a person always matters more
+MIN_SCORE = 0.3  # boxes below this confidence do not steer the camera
+MEDIAN_AREA_SECONDS = 1.0  # single_object compares people by their median area over this window
+SWITCH_MARGIN = 0.25  # a challenger must be this much bigger / faster to take over
+SWITCH_DWELL = 0.4  # ... for this long (seconds)
+SPEAKING_ON = 0.35  # speaking score that makes someone a speaker
+SPEAKER_MARGIN = 0.12  # ... and by how much a new speaker must out-speak the current one
+SILENCE_HOLD = 2.0  # keep the last speaker framed this long after they stop, before the fallback
+MOVING = 0.25  # box heights per second: slower than this is standing still
+DOMINANT_RATIO = 2.5  # adaptive: a person this many times larger than the next is "one dominant person"
+HOLD_SECONDS = 1.0  # nobody in view: hold the last target this long, then ease to the centre
+ADAPTIVE_SMOOTHING = 1.0  # seconds over which adaptive's per-frame choice is majority-voted
+MISSING_GRACE = 0.3  # seconds an incumbent may be missing (a missed detection) before it is replaced
 
 
-def _largest_person_only(tracks: FrameData, weight: np.ndarray) -> np.ndarray:
-    """Keep the weight of the person track with the largest median area in each shot, if there is a person."""
-    persons = tracks.cls == PERSON
-    if not persons.any():
-        return weight
-    shot = tracks.shot_ids()[tracks.frame]
-    keep = np.zeros(len(weight), bool)
-    for shot_id in np.unique(shot[persons]):
-        in_shot = persons & (shot == shot_id)
-        ids = np.unique(tracks.track_id[in_shot])
-        medians = [np.median(tracks.areas[in_shot & (tracks.track_id == i)]) for i in ids]
-        keep |= in_shot & (tracks.track_id == ids[int(np.argmax(medians))])
-    shots_with_person = np.isin(shot, np.unique(shot[persons]))
-    return np.where(keep | ~shots_with_person, weight, 0.0)
+@dataclass(frozen=True)
+class Geometry:
+    frame_w: float
+    frame_h: float
+    crop_w: float
+    crop_h: float
+
+
+def focus_for(tracks: FrameData, method: Method, geometry: Geometry) -> Focus:
+    subjects = _Subjects(tracks, geometry)
+    pick = {Method.GRAVITY: gravity, Method.SINGLE_OBJECT: single_object, Method.MAX_WEIGHT: max_weight,
+            Method.MAX_MOVEMENT: max_movement, Method.TALKING_PERSON: talking_person,
+            Method.ADAPTIVE: adaptive}[method]
+    return hold_then_centre(pick(subjects), subjects)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the subjects of one job, with the per-box quantities every method needs
+
+
+class _Subjects:
+    def __init__(self, tracks: FrameData, geometry: Geometry):
+        keep = tracks.score >= MIN_SCORE
+        self.tracks = tracks.select(keep)
+        self.geometry = geometry
+        self.frames = tracks.frame_count
+        self.t = tracks.t
+        self.analysed = tracks.analysed
+        self.shot = tracks.shot_ids()
+        boxes = self.tracks
+        self.person = boxes.cls == PERSON
+        self.area = boxes.areas
+        self.centre = boxes.centers
+        self.weight = self.area * boxes.score * np.where(self.person, 1.0, OBJECT_WEIGHT)
+        has_face = ~np.isnan(boxes.face_xyxy[:, 0])
+        face_centre = np.stack([(boxes.face_xyxy[:, 0] + boxes.face_xyxy[:, 2]) / 2,
+                                (boxes.face_xyxy[:, 1] + boxes.face_xyxy[:, 3]) / 2], axis=1)
+        heads = np.stack([self.centre[:, 0], boxes.xyxy[:, 1] + 0.2 * (boxes.xyxy[:, 3] - boxes.xyxy[:, 1])], axis=1)
+        # people are looked at in the face; without a face, at the head end of the box
+        self.look = np.where(has_face[:, None], face_centre, np.where(self.person[:, None], heads, self.centre))
+
+    def rows(self, mask: np.ndarray | None = None) -> np.ndarray:
+        return np.flatnonzero(self.person if mask is None else mask)
+
+    def empty(self) -> Focus:
+        return Focus.empty(self.frames)
+
+    def set_single(self, focus: Focus, rows: np.ndarray) -> Focus:
+        """Focus on one box per frame (rows index boxes; frames taken from the boxes)."""
+        frames = self.tracks.frame[rows]
+        focus.point[frames] = self.look[rows]
+        focus.weight[frames] = 1.0
+        lo, hi = keep_interval(self.tracks.xyxy[rows], self.geometry)
+        focus.keep_lo[frames], focus.keep_hi[frames] = lo, hi
+        return focus
+
+    def set_group(self, focus: Focus, rows: np.ndarray, weights: np.ndarray) -> Focus:
+        """Focus on the weighted centre of several boxes per frame; keep their union in view if it fits."""
+        if len(rows) == 0:
+            return focus
+        frames = self.tracks.frame[rows]
+        sums = np.zeros((self.frames, 2))
+        totals = np.zeros(self.frames)
+        np.add.at(sums, frames, self.look[rows] * weights[:, None])
+        np.add.at(totals, frames, weights)
+        present = totals > 0
+        focus.point[present] = sums[present] / totals[present, None]
+        focus.weight[present] = 1.0
+        union = np.full((self.frames, 4), np.nan)
+        union[:, :2], union[:, 2:] = np.inf, -np.inf
+        xyxy = self.tracks.xyxy[rows]
+        np.minimum.at(union[:, 0], frames, xyxy[:, 0])
+        np.minimum.at(union[:, 1], frames, xyxy[:, 1])
+        np.maximum.at(union[:, 2], frames, xyxy[:, 2])
+        np.maximum.at(union[:, 3], frames, xyxy[:, 3])
+        lo, hi = keep_interval(union[present], self.geometry)
+        focus.keep_lo[present], focus.keep_hi[present] = lo, hi
+        return focus
+
+    def median_area(self, rows: np.ndarray) -> np.ndarray:
+        """Each box's track area as the median over the preceding MEDIAN_AREA_SECONDS of its shot."""
+        out = self.area[rows].astype(float)
+        frames = self.tracks.frame[rows]
+        key = self.tracks.track_id[rows].astype(np.int64) * 100_000 + self.shot[frames]
+        times = self.t[frames]
+        for track_id in np.unique(key):
+            members = np.flatnonzero(key == track_id)
+            members = members[np.argsort(times[members])]
+            member_t, member_area = times[members], self.area[rows][members]
+            starts = np.searchsorted(member_t, member_t - MEDIAN_AREA_SECONDS, side="left")
+            out[members] = [np.median(member_area[s:i + 1]) for i, s in enumerate(starts)]
+        return out
+
+
+def keep_interval(xyxy: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-centre positions (per axis) at which the box lies fully inside the window; NaN if it cannot."""
+    half = np.array([geometry.crop_w, geometry.crop_h]) / 2
+    lo = xyxy[:, 2:] - half
+    hi = xyxy[:, :2] + half
+    impossible = lo > hi + 1e-6
+    return np.where(impossible, np.nan, lo), np.where(impossible, np.nan, hi)
+
+
+def sticky_choice(subjects: _Subjects, rows: np.ndarray, strength: np.ndarray, *, margin: float, dwell: float,
+                  relative: bool = True, minimum: float = -np.inf, hold: float = 0.0) -> np.ndarray:
+    """One box per analysed frame (index into ``rows``, -1 for none), following one track with hysteresis.
+
+    The incumbent track keeps the frame unless a challenger is stronger by ``margin`` (relative or absolute) for
+    ``dwell`` seconds. Boxes weaker than ``minimum`` are not candidates. An incumbent that falls below ``minimum``
+    is replaced by any qualifying challenger after ``dwell``, and kept for ``hold`` seconds when nobody qualifies.
+    An incumbent missing from a frame is waited for briefly (a missed detection), then replaced. Resets at cuts.
+    """
+    boxes = subjects.tracks
+    frames = boxes.frame[rows]
+    track_of = boxes.track_id[rows]
+    order = np.lexsort((-strength, frames))
+    chosen = np.full(subjects.frames, -1)
+    groups = np.split(order, np.flatnonzero(np.diff(frames[order])) + 1) if len(order) else []
+    current, shot_now, challenger, challenger_since, last_strong, last_present = None, None, None, 0.0, 0.0, 0.0
+    for members in groups:
+        frame = frames[members[0]]
+        t = subjects.t[frame]
+        if subjects.shot[frame] != shot_now:
+            current, shot_now, challenger = None, subjects.shot[frame], None
+        best = members[0]
+        best_ok = strength[best] >= minimum
+        mine = members[track_of[members] == current] if current is not None else members[:0]
+        if current is None:
+            if best_ok:
+                current, last_strong, last_present = track_of[best], t, t
+        elif not len(mine):
+            if t - last_present > MISSING_GRACE and best_ok:
+                current, challenger, last_strong, last_present = track_of[best], None, t, t
+        else:
+            last_present = t
+            incumbent = strength[mine[0]]
+            if incumbent >= minimum:
+                last_strong = t
+            stronger = (strength[best] > incumbent * (1 + margin)) if relative else (
+                strength[best] > incumbent + margin)
+            if track_of[best] != current and best_ok and (stronger or incumbent < minimum):
+                if challenger != track_of[best]:
+                    challenger, challenger_since = track_of[best], t
+                if t - challenger_since >= dwell:
+                    current, challenger, last_strong = track_of[best], None, t
+            else:
+                challenger = None
+                if incumbent < minimum and t - last_strong > hold:
+                    current = None  # nobody qualifies any more: let the caller fall back
+        if current is not None:
+            picked = members[track_of[members] == current]
+            if len(picked):
+                chosen[frame] = picked[0]
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the methods
+
+
+def gravity(subjects: _Subjects) -> Focus:
+    focus = subjects.empty()
+    rows = np.arange(len(subjects.weight))
+    people = subjects.person
+    # frames with people use people only (objects would pull the frame off them); objects steer empty frames
+    frames_with_people = np.zeros(subjects.frames, bool)
+    frames_with_people[subjects.tracks.frame[people]] = True
+    use = people | ~frames_with_people[subjects.tracks.frame]
+    return subjects.set_group(focus, rows[use], subjects.weight[use])
+
+
+def largest_person(subjects: _Subjects) -> np.ndarray:
+    """Chosen box per frame (-1 none): the largest person by recent median area, with hysteresis."""
+    rows = subjects.rows()
+    chosen = sticky_choice(subjects, rows, subjects.median_area(rows), margin=SWITCH_MARGIN, dwell=SWITCH_DWELL)
+    return np.where(chosen >= 0, rows[np.maximum(chosen, 0)], -1)
+
+
+def single_object(subjects: _Subjects) -> Focus:
+    chosen = largest_person(subjects)
+    focus = subjects.set_single(subjects.empty(), chosen[chosen >= 0])
+    return _objects_when_no_people(focus, subjects)
+
+
+def max_weight(subjects: _Subjects) -> Focus:
+    """Per frame, the window (along the axis that has room) holding the largest weight of whole subjects."""
+    geometry = subjects.geometry
+    axis = 0 if geometry.frame_w - geometry.crop_w >= geometry.frame_h - geometry.crop_h else 1
+    size, extent = (geometry.crop_w, geometry.frame_w) if axis == 0 else (geometry.crop_h, geometry.frame_h)
+    boxes = subjects.tracks
+    focus = subjects.empty()
+    people_frames = np.zeros(subjects.frames, bool)
+    people_frames[boxes.frame[subjects.person]] = True
+    candidates = subjects.person | ~people_frames[boxes.frame]
+    rows = np.flatnonzero(candidates)
+    if len(rows) == 0:
+        return focus
+    relative = np.sqrt(np.clip(subjects.area[rows] / max(1.0, subjects.area[rows].max()), 0.0625, 1.0))
+    weight = boxes.score[rows] * np.where(subjects.person[rows], 1.0, OBJECT_WEIGHT) * relative
+    lo_edge = boxes.xyxy[rows, axis]
+    hi_edge = boxes.xyxy[rows, axis + 2]
+    centre = (lo_edge + hi_edge) / 2
+    # a subject wider than the window counts as inside when the window sits within it
+    lo_edge, hi_edge = np.maximum(lo_edge, centre - size / 2), np.minimum(hi_edge, centre + size / 2)
+    frames = boxes.frame[rows]
+    chosen_rows, chosen_weights = [], []
+    previous_start, previous_shot = None, None
+    for frame in np.unique(frames):
+        members = np.flatnonzero(frames == frame)
+        starts = np.clip(np.concatenate([lo_edge[members], hi_edge[members] - size]), 0, extent - size)
+        inside = (lo_edge[members][None, :] >= starts[:, None] - 0.5) & (
+            hi_edge[members][None, :] <= starts[:, None] + size + 0.5)
+        scores = inside @ weight[members]
+        best = int(np.argmax(scores))
+        if previous_start is not None and subjects.shot[frame] == previous_shot:
+            previous_inside = (lo_edge[members] >= previous_start - 0.5) & (hi_edge[members] <= previous_start + size + 0.5)
+            if previous_inside @ weight[members] >= 0.9 * scores[best]:  # stay with a nearly-as-good window
+                inside[best] = previous_inside
+        previous_start, previous_shot = starts[best], subjects.shot[frame]
+        picked = members[inside[best]]
+        chosen_rows.append(rows[picked])
+        chosen_weights.append(weight[picked])
+    return subjects.set_group(focus, np.concatenate(chosen_rows), np.concatenate(chosen_weights))
+
+
+def max_movement(subjects: _Subjects) -> Focus:
+    rows = np.flatnonzero(subjects.person | (subjects.tracks.cls != PERSON))
+    speed = subjects.tracks.speed[rows].astype(float)
+    chosen = sticky_choice(subjects, rows, speed, margin=SWITCH_MARGIN, dwell=SWITCH_DWELL, minimum=MOVING,
+                           hold=HOLD_SECONDS)
+    movers = rows[chosen[chosen >= 0]]
+    focus = subjects.set_single(subjects.empty(), movers)
+    still = focus.weight == 0
+    fallback = largest_person(subjects)
+    fallback = fallback[(fallback >= 0) & still[np.arange(subjects.frames)]]
+    return subjects.set_single(focus, fallback)
+
+
+def speaker(subjects: _Subjects) -> np.ndarray:
+    """Chosen box per frame (-1 none): the current speaker, held through short pauses."""
+    rows = subjects.rows()
+    chosen = sticky_choice(subjects, rows, subjects.tracks.speaking[rows].astype(float), margin=SPEAKER_MARGIN,
+                           dwell=0.2, relative=False, minimum=SPEAKING_ON, hold=SILENCE_HOLD)
+    return np.where(chosen >= 0, rows[np.maximum(chosen, 0)], -1)
+
+
+def talking_person(subjects: _Subjects) -> Focus:
+    chosen = speaker(subjects)
+    focus = subjects.set_single(subjects.empty(), chosen[chosen >= 0])
+    fallback = largest_person(subjects)
+    fallback = fallback[(fallback >= 0) & (focus.weight == 0)]
+    return _objects_when_no_people(subjects.set_single(focus, fallback), subjects)
+
+
+SINGLE, SPEAKER, GROUP, SPREAD, OBJECTS, NOBODY = range(6)
+
+
+def adaptive_labels(subjects: _Subjects) -> np.ndarray:
+    """(F,) which rule adaptive applies on each analysed frame (-1 elsewhere), majority-voted over about 1 s."""
+    boxes = subjects.tracks
+    frames = subjects.frames
+    people = subjects.person
+    count = np.bincount(boxes.frame[people], minlength=frames)
+    objects = np.bincount(boxes.frame[~people], minlength=frames)
+    # the largest and second-largest person per frame
+    order = np.lexsort((-subjects.area, boxes.frame))
+    order = order[people[order]]
+    first = np.zeros(frames)
+    second = np.zeros(frames)
+    if len(order):
+        frame_of = boxes.frame[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(frame_of)) + 1]
+        first[frame_of[starts]] = subjects.area[order[starts]]
+        has_second = np.r_[np.diff(starts) > 1, len(order) - starts[-1] > 1]
+        second[frame_of[starts[has_second]]] = subjects.area[order[starts[has_second] + 1]]
+    union_lo = np.full(frames, np.inf)
+    union_hi = np.full(frames, -np.inf)
+    geometry = subjects.geometry
+    axis = 0 if geometry.frame_w - geometry.crop_w >= geometry.frame_h - geometry.crop_h else 1
+    size = geometry.crop_w if axis == 0 else geometry.crop_h
+    np.minimum.at(union_lo, boxes.frame[people], boxes.xyxy[people, axis])
+    np.maximum.at(union_hi, boxes.frame[people], boxes.xyxy[people, axis + 2])
+    speaking = np.zeros(frames)
+    np.maximum.at(speaking, boxes.frame[people], boxes.speaking[people])
+
+    labels = np.full(frames, NOBODY)
+    labels[objects > 0] = OBJECTS
+    labels[count >= 1] = SPREAD
+    labels[(count >= 2) & (union_hi - union_lo <= size)] = GROUP
+    labels[(count >= 2) & (speaking >= SPEAKING_ON)] = SPEAKER
+    labels[(count == 1) | ((count >= 2) & (first >= DOMINANT_RATIO * second))] = SINGLE
+    labels[~subjects.analysed] = -1
+    return _majority(labels, subjects)
+
+
+def _majority(labels: np.ndarray, subjects: _Subjects) -> np.ndarray:
+    """Mode filter of the labels over ADAPTIVE_SMOOTHING seconds of analysed frames, within each shot."""
+    out = labels.copy()
+    analysed = np.flatnonzero(labels >= 0)
+    if len(analysed) < 3:
+        return out
+    rate = len(analysed) / max(1e-6, subjects.t[analysed[-1]] - subjects.t[analysed[0]] + 1e-6)
+    width = max(1, int(round(ADAPTIVE_SMOOTHING * rate)) | 1)
+    for shot in np.unique(subjects.shot[analysed]):
+        members = analysed[subjects.shot[analysed] == shot]
+        values = labels[members]
+        counts = np.stack([np.convolve(values == k, np.ones(width), mode="same") for k in range(6)])
+        # ties keep the frame's own label
+        counts[values, np.arange(len(values))] += 0.5
+        out[members] = np.argmax(counts, axis=0)
+    return out
+
+
+def adaptive(subjects: _Subjects) -> Focus:
+    labels = adaptive_labels(subjects)
+    parts = {SINGLE: single_object, SPEAKER: talking_person, GROUP: gravity, SPREAD: max_weight, OBJECTS: gravity}
+    focus = subjects.empty()
+    for label, method in parts.items():
+        frames = labels == label
+        if not frames.any():
+            continue
+        part = method(subjects)
+        focus.point[frames] = part.point[frames]
+        focus.weight[frames] = part.weight[frames]
+        focus.keep_lo[frames] = part.keep_lo[frames]
+        focus.keep_hi[frames] = part.keep_hi[frames]
+    return focus
+
+
+def _objects_when_no_people(focus: Focus, subjects: _Subjects) -> Focus:
+    """Frames without people (and without a target yet) look at the objects there, weakly."""
+    boxes = subjects.tracks
+    empty = (focus.weight == 0)[boxes.frame] & ~subjects.person
+    if empty.any():
+        part = subjects.set_group(subjects.empty(), np.flatnonzero(empty), subjects.weight[empty])
+        fill = (focus.weight == 0) & (part.weight > 0)
+        focus.point[fill], focus.weight[fill] = part.point[fill], 0.5
+    return focus
+
+
+def hold_then_centre(focus: Focus, subjects: _Subjects) -> Focus:
+    """Analysed frames with no target: hold the last one briefly, then ease toward the frame centre.
+
+    Before the first target of a shot, wait where that target will appear, so the camera is already there.
+    """
+    geometry = subjects.geometry
+    centre = np.array([geometry.frame_w / 2, geometry.frame_h / 2])
+    analysed = np.flatnonzero(subjects.analysed)
+    for shot in np.unique(subjects.shot[analysed]):
+        members = analysed[subjects.shot[analysed] == shot]
+        has = focus.weight[members] > 0
+        if not has.any():
+            focus.point[members], focus.weight[members] = centre, 0.1
+            continue
+        known = members[has]
+        for frame in members[~has]:
+            earlier = known[known < frame]
+            if len(earlier) and subjects.t[frame] - subjects.t[earlier[-1]] <= HOLD_SECONDS:
+                focus.point[frame], focus.weight[frame] = focus.point[earlier[-1]], 0.5
+            elif len(earlier):
+                focus.point[frame], focus.weight[frame] = centre, 0.1
+            else:
+                focus.point[frame], focus.weight[frame] = focus.point[known[0]], 0.3
+    return focus
+

@@ -1,13 +1,12 @@
-"""Planner stage: one crop path per output format."""
+"""Planner stage: one crop path per output format, from the same tracks."""
 
 from __future__ import annotations
-
-import numpy as np
 
 from smartcrop.events import CropPlanned, TracksReady
 from smartcrop.framedata import FrameData, windows_to_avro
 from smartcrop.job import crop_size
-from smartcrop.planner.methods import focus_points
+from smartcrop.planner.focus import Focus
+from smartcrop.planner.methods import Geometry, focus_for
 from smartcrop.planner.path import camera_path
 from smartcrop.stage import StageContext
 
@@ -21,11 +20,11 @@ def plan(event: TracksReady, ctx: StageContext) -> list[CropPlanned]:
     for index, fmt in enumerate(event.job.formats):
         size = crop_size(*frame_size, fmt.aspect_ratio)
         if fmt.smart_crop:
-            points, valid = focus_points(tracks, fmt.method)
-        else:  # plain centre crop, as a transcoder without smart crop would do
-            points, valid = np.zeros((tracks.frame_count, 2)), np.zeros(tracks.frame_count, bool)
-        windows = camera_path(tracks.t, shot_ids, points, valid, frame_size=frame_size, crop_size=size,
-                              mode=fmt.mode, fps=media.fps)
+            focus = focus_for(tracks, fmt.method, Geometry(*frame_size, *size))
+        else:  # a plain centre crop, as a transcoder without smart crop would do
+            focus = Focus.empty(tracks.frame_count)
+        windows = camera_path(tracks.t, shot_ids, tracks.analysed, focus, frame_size=frame_size, crop_size=size,
+                              mode=fmt.mode)
         uri = ctx.storage.put_bytes(f"jobs/{event.job_id}/plan-{index}.avro", windows_to_avro(tracks.t, windows))
         planned.append(CropPlanned(job=event.job, media=media, source_uri=event.source_uri, format_index=index,
                                    plan_uri=uri, crop_width=size[0], crop_height=size[1]))

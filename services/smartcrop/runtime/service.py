@@ -187,7 +187,9 @@ class StageService:
                                             self.stage.percent(fraction)))
 
         ctx = StageContext(settings=self.settings, storage=self.storage, secrets=self.box, progress=progress,
-                           is_cancelled=work.cancelled)
+                           is_cancelled=work.cancelled,
+                           count_frames=metrics.FRAMES.labels(self.stage.name).inc,
+                           count_inference=metrics.INFERENCE_SECONDS.labels(self.stage.name).inc)
         try:
             for attempt in range(MAX_ATTEMPTS):
                 future = self.executor.submit(self.stage.handler, event, ctx)

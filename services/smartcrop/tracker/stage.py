@@ -5,13 +5,14 @@ from __future__ import annotations
 from smartcrop.events import DetectionsReady, TracksReady
 from smartcrop.framedata import FrameData
 from smartcrop.stage import StageContext
+from smartcrop.tracker.features import add_features
 from smartcrop.tracker.tracking import track_objects
 
 
 def track(event: DetectionsReady, ctx: StageContext) -> list[TracksReady]:
     data = FrameData.from_avro(ctx.storage.get_bytes(event.detections_uri))
     ctx.progress(0.2)
-    tracks = track_objects(data, event.analysis_fps)
+    tracks = add_features(track_objects(data, event.analysis_fps))
     uri = ctx.storage.put_bytes(f"jobs/{event.job_id}/tracks.avro", tracks.to_avro())
     ctx.progress(1.0)
     return [TracksReady(job=event.job, media=event.media, source_uri=event.source_uri, tracks_uri=uri)]

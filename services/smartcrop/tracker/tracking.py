@@ -70,7 +70,6 @@ def track_objects(data: FrameData, analysis_fps: float) -> FrameData:
             keep_ids.append(tracked[:, 4].astype(int) + id_offset)
     if not keep_rows:
         return data.select(np.zeros(len(data.frame), bool))
-    rows = np.concatenate(keep_rows)
-    result = data.select(rows)
+    result = data.select(np.concatenate(keep_rows))
     result.track_id = np.concatenate(keep_ids)
     return result

@@ -1,0 +1,53 @@
+"""Synthetic tracks for planner tests: people as boxes over time, at a known analysis rate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from smartcrop.framedata import FrameData
+
+
+@dataclass
+class Subject:
+    track: int
+    box: object  # (x1, y1, x2, y2), or a function of the frame index returning one (or None when absent)
+    cls: int = 0
+    score: float = 0.9
+    speaking: object = 0.0  # a number or a function of the frame index
+    speed: object = 0.0
+
+    def at(self, name, frame):
+        value = getattr(self, name)
+        return value(frame) if callable(value) else value
+
+
+@dataclass
+class Scene:
+    subjects: list[Subject]
+    frames: int = 50
+    fps: float = 5.0
+    cuts: list[int] = field(default_factory=list)
+
+    def tracks(self) -> FrameData:
+        rows = []
+        for frame in range(self.frames):
+            for subject in self.subjects:
+                box = subject.at("box", frame)
+                if box is None:
+                    continue
+                rows.append((frame, *box, subject.score, subject.cls, subject.track, subject.at("speed", frame),
+                             subject.at("speaking", frame)))
+        array = np.array(rows, float).reshape(-1, 10)
+        shot = np.zeros(self.frames, bool)
+        shot[self.cuts] = True
+        return FrameData(t=np.arange(self.frames) / self.fps, shot_start=shot, analysed=np.ones(self.frames, bool),
+                         frame=array[:, 0].astype(int), xyxy=array[:, 1:5].astype(np.float32),
+                         score=array[:, 5].astype(np.float32), cls=array[:, 6].astype(int),
+                         track_id=array[:, 7].astype(int), speed=array[:, 8].astype(np.float32),
+                         speaking=array[:, 9].astype(np.float32))
+
+
+def person(x_centre: float, width: float = 200, top: float = 100, height: float = 500):
+    return (x_centre - width / 2, top, x_centre + width / 2, top + height)

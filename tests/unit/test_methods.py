@@ -1,0 +1,141 @@
+"""The six methods on synthetic tracks (1280x720 frame, 9:16 window 404x720 unless said otherwise)."""
+
+import numpy as np
+import pytest
+
+from smartcrop.job import Method
+from smartcrop.planner.methods import Geometry, focus_for, keep_interval
+
+from .scenes import Scene, Subject, person
+
+PORTRAIT = Geometry(1280, 720, 404, 720)
+
+
+def xs(focus):
+    return focus.point[:, 0]
+
+
+def test_keep_interval_is_where_the_window_centre_keeps_the_box_inside():
+    lo, hi = keep_interval(np.array([[100.0, 100.0, 300.0, 600.0], [0.0, 0.0, 500.0, 700.0]]), PORTRAIT)
+    assert np.allclose(lo[0], [300 - 202, 600 - 360]) and np.allclose(hi[0], [100 + 202, 100 + 360])
+    assert np.isnan(lo[1, 0]) and np.isnan(hi[1, 0])  # 500 px wide: cannot fit a 404 px window
+    assert not np.isnan(lo[1, 1])
+
+
+def test_gravity_is_the_area_and_confidence_weighted_centre():
+    scene = Scene([Subject(1, person(200, width=200, height=400)), Subject(2, person(900, width=100, height=200))])
+    focus = focus_for(scene.tracks(), Method.GRAVITY, PORTRAIT)
+    w1, w2 = 200 * 400, 100 * 200
+    assert np.allclose(xs(focus), (200 * w1 + 900 * w2) / (w1 + w2))
+    assert (focus.weight == 1).all()
+
+
+def test_gravity_ignores_objects_when_people_are_present_and_uses_them_otherwise():
+    people = Scene([Subject(1, person(300)), Subject(9, (1000, 300, 1100, 400), cls=56)], frames=10)
+    assert np.allclose(xs(focus_for(people.tracks(), Method.GRAVITY, PORTRAIT)), 300)
+    objects = Scene([Subject(9, (1000, 300, 1100, 400), cls=56)], frames=10)
+    assert np.allclose(xs(focus_for(objects.tracks(), Method.GRAVITY, PORTRAIT)), 1050)
+
+
+def test_single_object_follows_the_largest_person_and_keeps_them_in_the_window():
+    scene = Scene([Subject(1, person(300, width=150, height=300)), Subject(2, person(900, width=200, height=500))])
+    focus = focus_for(scene.tracks(), Method.SINGLE_OBJECT, PORTRAIT)
+    assert np.allclose(xs(focus), 900)
+    assert np.allclose(focus.keep_lo[:, 0], 1000 - 202) and np.allclose(focus.keep_hi[:, 0], 800 + 202)
+
+
+def test_single_object_does_not_flip_between_similar_people():
+    # two people whose areas alternate within 10 %: the first choice stays
+    scene = Scene([Subject(1, lambda f: person(300, width=200 * (1.05 if f % 2 else 0.95))),
+                   Subject(2, lambda f: person(900, width=200 * (0.95 if f % 2 else 1.05)))])
+    focus = focus_for(scene.tracks(), Method.SINGLE_OBJECT, PORTRAIT)
+    assert len(np.unique(xs(focus))) == 1
+
+
+def test_single_object_switches_when_someone_is_clearly_larger_for_a_while():
+    scene = Scene([Subject(1, person(300, width=200)),
+                   Subject(2, lambda f: person(900, width=120 if f < 20 else 320))], frames=40, fps=5)
+    x = xs(focus_for(scene.tracks(), Method.SINGLE_OBJECT, PORTRAIT))
+    assert np.allclose(x[:20], 300)
+    switch = np.flatnonzero(x == 900)[0]
+    # the median over 1 s must turn first, then the challenger must win for 0.4 s
+    assert 20 < switch <= 20 + 5 + 2 + 1 and np.allclose(x[switch:], 900)
+
+
+def test_max_weight_chooses_the_window_holding_three_of_four_people():
+    three = [Subject(i, person(x, width=100)) for i, x in enumerate([150, 270, 390], start=1)]
+    loner = Subject(4, person(1100, width=100))
+    focus = focus_for(Scene(three + [loner], frames=10).tracks(), Method.MAX_WEIGHT, PORTRAIT)
+    assert np.allclose(xs(focus), 270)  # the centre of the three (faces at box centres)
+    assert np.allclose(focus.keep_lo[:, 0], 440 - 202) and np.allclose(focus.keep_hi[:, 0], 100 + 202)
+
+
+def test_max_weight_holds_everyone_when_they_fit():
+    scene = Scene([Subject(1, person(500, width=100)), Subject(2, person(700, width=100))], frames=5)
+    focus = focus_for(scene.tracks(), Method.MAX_WEIGHT, PORTRAIT)
+    assert np.allclose(xs(focus), 600)
+
+
+def test_max_movement_follows_the_fastest_and_falls_back_to_the_largest_when_all_is_still():
+    scene = Scene([Subject(1, person(300, width=300), speed=0.05),
+                   Subject(2, lambda f: person(600 + 10 * f, width=100), speed=lambda f: 1.5 if f < 20 else 0.0)],
+                  frames=40)
+    x = xs(focus_for(scene.tracks(), Method.MAX_MOVEMENT, PORTRAIT))
+    assert np.allclose(x[:20], 600 + 10 * np.arange(20))
+    assert np.allclose(x[20:25], 600 + 10 * np.arange(20, 25))  # held through the hold time ...
+    assert np.allclose(x[-5:], 300)  # ... then the largest person
+
+
+def test_talking_person_switches_to_the_new_speaker_quickly_and_without_flicker():
+    a_speaks = lambda f: 0.8 if (f // 20) % 2 == 0 else 0.05  # noqa: E731
+    b_speaks = lambda f: 0.05 if (f // 20) % 2 == 0 else 0.8  # noqa: E731
+    scene = Scene([Subject(1, person(300), speaking=a_speaks), Subject(2, person(950), speaking=b_speaks)],
+                  frames=80, fps=10)
+    x = xs(focus_for(scene.tracks(), Method.TALKING_PERSON, PORTRAIT))
+    for start, who in ((0, 300), (20, 950), (40, 300), (60, 950)):
+        assert np.allclose(x[start + 3:start + 20], who), (start, x[start:start + 20])
+    assert np.count_nonzero(np.diff(x)) == 3  # three switches, no flicker
+
+
+def test_talking_person_keeps_the_speaker_through_a_pause_then_falls_back_to_the_largest():
+    scene = Scene([Subject(1, person(300, width=150), speaking=lambda f: 0.8 if f < 10 else 0.0),
+                   Subject(2, person(950, width=250))], frames=60, fps=10)
+    x = xs(focus_for(scene.tracks(), Method.TALKING_PERSON, PORTRAIT))
+    assert np.allclose(x[:30], 300)  # two seconds of silence still frame the last speaker
+    assert np.allclose(x[32:], 950)
+
+
+def test_adaptive_picks_its_rule_per_situation():
+    dominant = Scene([Subject(1, person(300, width=300, height=600)), Subject(2, person(1000, width=60, height=120))],
+                     frames=10)
+    assert np.allclose(xs(focus_for(dominant.tracks(), Method.ADAPTIVE, PORTRAIT)), 300)
+    group = Scene([Subject(1, person(500, width=120)), Subject(2, person(700, width=120))], frames=10)
+    assert np.allclose(xs(focus_for(group.tracks(), Method.ADAPTIVE, PORTRAIT)), 600)
+    spread = Scene([Subject(i, person(x, width=100)) for i, x in enumerate([150, 270, 390, 1100], start=1)],
+                   frames=10)
+    assert np.allclose(xs(focus_for(spread.tracks(), Method.ADAPTIVE, PORTRAIT)), 270)
+    speaking = Scene([Subject(1, person(300), speaking=0.9), Subject(2, person(950), speaking=0.0)], frames=10)
+    assert np.allclose(xs(focus_for(speaking.tracks(), Method.ADAPTIVE, PORTRAIT)), 300)
+
+
+@pytest.mark.parametrize("method", list(Method))
+def test_nobody_in_view_holds_then_eases_to_the_centre(method):
+    scene = Scene([Subject(1, lambda f: person(200) if f < 10 else None)], frames=30, fps=5)
+    focus = focus_for(scene.tracks(), method, PORTRAIT)
+    assert np.allclose(xs(focus)[:15], 200)  # the subject, then held for a second
+    assert np.allclose(focus.weight[10:15], 0.5)
+    assert np.allclose(xs(focus)[16:], 640) and np.allclose(focus.weight[16:], 0.1)
+
+
+def test_before_the_first_subject_of_a_shot_the_camera_waits_where_it_will_appear():
+    scene = Scene([Subject(1, lambda f: person(1000) if f >= 5 else None)], frames=10)
+    focus = focus_for(scene.tracks(), Method.SINGLE_OBJECT, PORTRAIT)
+    assert np.allclose(xs(focus), 1000) and np.allclose(focus.weight[:5], 0.3)
+
+
+def test_choices_reset_at_a_cut():
+    scene = Scene([Subject(1, lambda f: person(300, width=200) if f < 10 else person(300, width=100)),
+                   Subject(2, lambda f: person(900, width=180) if f < 10 else person(900, width=220))],
+                  frames=20, cuts=[10])
+    x = xs(focus_for(scene.tracks(), Method.SINGLE_OBJECT, PORTRAIT))
+    assert np.allclose(x[:10], 300) and np.allclose(x[10:], 900)  # no dwell needed right after the cut
