@@ -137,7 +137,6 @@ def _job_for_run(args) -> JobSpec:
 
 
 def cmd_run(args) -> int:
-    from smartcrop.pipeline import run_job
     from smartcrop.runtime.config import Settings
 
     job = _job_for_run(args)

@@ -4,8 +4,6 @@ import numpy as np
 
 from smartcrop.detector.shots import detect_cuts
 from smartcrop.framedata import FrameData, windows_from_avro, windows_to_avro
-from smartcrop.job import Method, Mode
-from smartcrop.planner.path import camera_path
 
 
 def test_a_spike_is_a_cut_but_steady_motion_is_not():
@@ -52,21 +50,3 @@ def test_plan_windows_round_trip():
     windows = np.array([[10, 0, 405, 720], [11.5, 0, 405, 720], [12, 0, 405, 720]], float)
     back_t, back = windows_from_avro(windows_to_avro(t, windows))
     assert np.allclose(back_t, t) and np.allclose(back, windows)
-
-
-def test_camera_path_resets_at_a_cut_and_stays_inside_the_frame():
-    t = np.arange(40) / 10.0
-    shots = np.repeat([0, 1], 20)
-    points = np.where(shots[:, None] == 0, [[100.0, 360.0]], [[1200.0, 360.0]])
-    windows = camera_path(t, shots, points, np.ones(40, bool), frame_size=(1280, 720), crop_size=(404, 720),
-                          mode=Mode.BALANCED, fps=10)
-    assert np.allclose(windows[:20, 0], 0)  # subject at the left edge: clamped at x=0, no drift toward the cut
-    assert np.allclose(windows[20:, 0], 1280 - 404)  # right after the cut the camera is already there
-    assert np.allclose(windows[:, 2:], [404, 720])
-
-
-def test_a_shot_without_subjects_keeps_the_centre():
-    t = np.arange(10) / 10.0
-    windows = camera_path(t, np.zeros(10, int), np.zeros((10, 2)), np.zeros(10, bool), frame_size=(1280, 720),
-                          crop_size=(404, 720), mode=Mode.STABLE, fps=10)
-    assert np.allclose(windows[:, 0], (1280 - 404) / 2)

@@ -12,11 +12,10 @@ import threading
 import weakref
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
-from smartcrop.detector.models import ModelError
+from smartcrop.detector.models import ModelError, model_file
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +48,6 @@ class Faces:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32))
 
 
-def _require_file(path: str, what: str, env: str) -> Path:
-    if not path:
-        raise ModelError(f"{env} is empty: set it to the {what} model file")
-    file = Path(path)
-    if not file.is_file():
-        raise ModelError(f"{what} model not found: {path} (set {env} to the model file)")
-    return file
-
-
 def _close_quietly(landmarker) -> None:
     """Close MediaPipe's graph; at interpreter exit its executor is already shut down, so its own ``close`` (and
     ``__del__``, later) would print a traceback: forget the handle instead, the process is ending anyway."""
@@ -75,8 +65,8 @@ class FaceAnalyzer:
         from mediapipe.tasks.python import vision
         from mediapipe.tasks.python.core.base_options import BaseOptions
 
-        face_file = _require_file(face_model, "face detector (YuNet ONNX)", FACE_MODEL_ENV)
-        landmark_file = _require_file(landmark_model, "face landmarker (MediaPipe .task)", LANDMARK_MODEL_ENV)
+        face_file = model_file(face_model, "face detector (YuNet ONNX)", FACE_MODEL_ENV)
+        landmark_file = model_file(landmark_model, "face landmarker (MediaPipe .task)", LANDMARK_MODEL_ENV)
         self._size = (320, 320)
         try:
             self._detector = cv2.FaceDetectorYN.create(str(face_file), "", self._size, float(min_score))

@@ -77,6 +77,52 @@ class ObjectDetector:
         return out
 
 
+# Where the face models come from when configured by their official names (users with internet access).
+MODEL_DOWNLOADS = {
+    "face_detection_yunet_2023mar.onnx":
+        "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",
+    "face_landmarker.task": "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/"
+                            "float16/latest/face_landmarker.task",
+}
+
+
+def model_file(value: str, what: str, env: str) -> Path:
+    """A model file from configuration: a path, an http(s) URL, or an official name downloaded once to the cache.
+
+    Like ultralytics does for YOLO names, so a fresh install works without hand-fetched weights; offline
+    deployments point the variable at a file.
+    """
+    if not value:
+        raise ModelError(f"{env} is empty: set it to the {what} model file")
+    url = value if value.startswith(("http://", "https://")) else MODEL_DOWNLOADS.get(value)
+    path = Path(value)
+    if path.is_file():
+        return path
+    if url is None:
+        raise ModelError(f"{what} model not found: {value} (set {env} to the model file)")
+    from smartcrop.runtime.config import cache_home
+
+    target = cache_home() / "models" / url.rsplit("/", 1)[-1]
+    if target.is_file():
+        return target
+    import requests
+
+    log.info("downloading %s model from %s", what, url)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with requests.get(url, timeout=(10, 60), stream=True) as response:
+            response.raise_for_status()
+            partial = target.with_suffix(target.suffix + ".part")
+            with partial.open("wb") as out:
+                for chunk in response.iter_content(1 << 20):
+                    out.write(chunk)
+        partial.replace(target)
+    except (requests.RequestException, OSError) as exc:
+        raise ModelError(f"{what} model {value} is not a file and could not be downloaded ({type(exc).__name__}); "
+                         f"set {env} to the model file") from None
+    return target
+
+
 @lru_cache(maxsize=2)
 def load_detector(model: str, device: str = "") -> ObjectDetector:
     """One loaded model per process: services keep it warm between jobs."""

@@ -5,8 +5,8 @@ exactly zero, so the optimum is piecewise: static holds (Δp = 0), constant-spee
 (Δ³p = 0) -- what a camera operator does. An L2 smoother (the old Gaussian) instead drifts all the time.
 
 Per shot and axis, one linear program over the camera centre at the *sampled* frames (the analysed ones plus the
-shot's first and last frame), solved with HiGHS; every other frame is linearly interpolated, which is exact in spirit
-because the optimum is piecewise linear. A path never spans a cut: each shot starts at its own optimum.
+shot's first and last frame), solved with HiGHS; every other frame is linearly interpolated, which loses nothing
+because the optimum is piecewise linear anyway. A path never spans a cut: each shot starts at its own optimum.
 
 Units, so that one style suits every resolution and analysis rate: positions are in crop widths (crop heights for
 y) measured from ``rest``; time in seconds. Data terms are integrated over time (each sample weighs the time it
@@ -79,7 +79,8 @@ def camera_path(t: np.ndarray, shot_ids: np.ndarray, sampled: np.ndarray, focus:
         mask = sampled[start:end].copy()
         mask[[0, -1]] = True
         rows = start + np.flatnonzero(mask)
-        times, first = np.unique(t[rows], return_index=True)  # VFR may repeat a timestamp: one sample per time
+        rows = rows[np.lexsort((~sampled[rows], t[rows]))]  # by time; a sampled frame first where times repeat
+        times, first = np.unique(t[rows], return_index=True)  # one sample per time (VFR may repeat a timestamp)
         rows = rows[first]
         meaningful = sampled[rows]
         weights = np.where(meaningful, np.nan_to_num(focus.weight[rows], nan=0.0), 0.0)
@@ -114,6 +115,7 @@ def solve_axis(times: np.ndarray, targets: np.ndarray, weights: np.ndarray, keep
     weight[~np.isfinite(target)] = 0.0
     lo = (np.asarray(keep_lo, float) - rest) / scale
     hi = (np.asarray(keep_hi, float) - rest) / scale
+    lo, hi = np.fmin(lo, hi), np.fmax(lo, hi)  # an inverted interval costs the same up to a constant: never infeasible
     if not (weight > 0).any() and not (np.isfinite(lo) | np.isfinite(hi)).any():
         return np.full(n, float(fixed))
 
@@ -124,25 +126,22 @@ def solve_axis(times: np.ndarray, targets: np.ndarray, weights: np.ndarray, keep
     eye = sparse.identity(n, format="csr")
     d1 = _diff(n)  # Δp
     d2 = _diff(n - 1) @ sparse.diags(1 / step) @ d1  # Δv
-    d3 = (_diff(n - 2) @ sparse.diags(2 / (step[:-1] + step[1:])) @ d2) if n > 3 else sparse.csr_matrix((0, n))  # Δa
+    d3 = _diff(n - 2) @ sparse.diags(2 / (step[:-1] + step[1:])) @ d2 if n > 3 else sparse.csr_matrix((0, n))  # Δa
     lam1, lam2, lam3 = style.smoothness
     speed = style.max_speed * step if np.isfinite(style.max_speed) else np.full(n - 1, np.inf)
 
-    # Each row:  L p = rhs + Σ sign·column,  with columns bounded and priced; a convex piecewise-linear cost of L p
-    # (what the LP pays for L p away from rhs) is a chain of such columns, cheapest filled first.
+    # Rows  L p = rhs + Σ columns: each column is a bounded, priced offset, so a convex piecewise-linear cost of
+    # L p away from rhs is a chain of columns, filled cheapest first (the standard LP form of |.| and hinges).
     pull = style.centring * dwell * np.where(has, weight, REST_PULL)
-    free = np.where(has, style.dead_zone, 0.0)
-    outside = pull + weight * dwell
-    rows = [  # target: |x| <= d costs only the centring pull; beyond it, the dead-zone hinge too
-        (eye, np.where(has, target, 0.0), [(free, pull), (np.inf, outside)]),
-    ]
+    rows = [(eye, np.where(has, target, 0.0), [  # within ±d of the target only the centring pull; beyond, the hinge
+        _both_ways(np.where(has, style.dead_zone, 0.0), pull), _both_ways(np.inf, pull + weight * dwell)])]
     keep = np.isfinite(lo) | np.isfinite(hi)
-    if keep.any():  # keep: a free offset within [lo, hi], then W_keep per width outside
-        rows.append((eye[keep], np.zeros(keep.sum()), [((lo[keep], hi[keep]), 0.0),
-                                                      (np.inf, style.keep_weight * dwell[keep])]))
-    for op, lam, limit in ((d1, lam1, speed), (d2, lam2, np.inf), (d3, lam3, np.inf)):
-        if op.shape[0]:  # |Δ^k p| priced by λk; the Δp columns are capped by the speed limit (hard, always feasible)
-            rows.append((op, np.zeros(op.shape[0]), [(limit / 2 if limit is speed else limit, lam)]))
+    if keep.any():  # anywhere in [lo, hi] is free; W_keep per crop width (and second) outside
+        rows.append((eye[keep], np.zeros(keep.sum()), [
+            _interval(lo[keep], hi[keep]), _both_ways(np.inf, style.keep_weight * dwell[keep])]))
+    for op, lam, cap in ((d1, lam1, speed), (d2, lam2, np.inf), (d3, lam3, np.inf)):
+        if op.shape[0]:  # λk |Δ^k p|; capping the Δp columns is the speed limit (hard, but holding is feasible)
+            rows.append((op, np.zeros(op.shape[0]), [_both_ways(cap, lam)]))
     p = _solve(rows, n, ((bound_lo - rest) / scale, (bound_hi - rest) / scale))
     if p is None:  # cannot happen (holding still is always feasible), but never fail a job over the path
         log.warning("camera path LP failed; holding the rest position")
@@ -157,37 +156,41 @@ def _diff(m: int) -> sparse.csr_matrix:
     return sparse.diags([-np.ones(m - 1), np.ones(m - 1)], [0, 1], shape=(m - 1, m), format="csr")
 
 
-def _solve(rows, n: int, bounds: tuple[float, float]) -> np.ndarray | None:
-    """Assemble and solve the LP; returns p (n) or None.
+def _both_ways(cap, cost) -> tuple:
+    """Columns for a deviation in either direction, each up to ``cap``, at ``cost`` per unit."""
+    return ((1.0, -1.0), 0.0, cap, cost)
 
-    ``rows``: (L, rhs, columns) blocks of equality rows  L p - Σ_c (c⁺ - c⁻) = rhs. A column spec ``(cap, cost)``
-    adds a symmetric pair c⁺, c⁻ in [0, cap] (cap per row or scalar); ``((lower, upper), cost)`` adds one free column
-    in [lower, upper] (NaN: unbounded) -- an interval where L p costs nothing extra.
+
+def _interval(lower, upper) -> tuple:
+    """A free column in [lower, upper] (NaN: unbounded): the row's value may lie anywhere in it at no cost."""
+    return ((1.0,), np.nan_to_num(lower, nan=-np.inf), np.nan_to_num(upper, nan=np.inf), 0.0)
+
+
+def _solve(rows, n: int, bounds: tuple[float, float]) -> np.ndarray | None:
+    """Assemble the LP over p (n, within ``bounds``) and the rows' columns; solve it with HiGHS; p or None.
+
+    ``rows``: (L, rhs, columns) blocks of equality rows  L p - Σ sign·column = rhs, columns from :func:`_both_ways`
+    and :func:`_interval`.
     """
-    blocks, rhs, low, high, cost = [], [], [np.full(n, bounds[0])], [np.full(n, bounds[1])], [np.zeros(n)]
+    rhs, low, high, cost = [], [np.full(n, bounds[0])], [np.full(n, bounds[1])], [np.zeros(n)]
+    entries = []  # (row, col, value) triplets of the sparse constraint matrix
     row0, col0 = 0, n
-    coo_r, coo_c, coo_v = [], [], []
     for op, right, columns in rows:
         m = op.shape[0]
         op = op.tocoo()
-        coo_r.append(op.row + row0), coo_c.append(op.col), coo_v.append(op.data)
+        entries.append((op.row + row0, op.col, op.data))
         index = np.arange(m)
-        for spec, price in columns:
-            if isinstance(spec, tuple):  # one column, bounded by an interval
-                signs = (-1.0,)
-                lows, highs = [np.nan_to_num(np.asarray(spec[0], float), nan=-np.inf)], [np.nan_to_num(np.asarray(spec[1], float), nan=np.inf)]
-            else:  # positive and negative parts
-                signs = (-1.0, 1.0)
-                lows, highs = [np.zeros(m)] * 2, [np.broadcast_to(np.asarray(spec, float), (m,))] * 2
-            for sign, lo, hi in zip(signs, lows, highs):
-                coo_r.append(row0 + index), coo_c.append(col0 + index), coo_v.append(np.full(m, sign))
-                low.append(np.broadcast_to(lo, (m,))), high.append(np.broadcast_to(hi, (m,)))
-                cost.append(np.broadcast_to(np.asarray(price, float), (m,)))
+        for signs, lower, upper, price in columns:
+            for sign in signs:
+                entries.append((row0 + index, col0 + index, np.full(m, -sign)))
+                low.append(np.broadcast_to(lower, (m,)))
+                high.append(np.broadcast_to(upper, (m,)))
+                cost.append(np.broadcast_to(price, (m,)))
                 col0 += m
         rhs.append(right)
         row0 += m
-    matrix = sparse.csr_matrix((np.concatenate(coo_v), (np.concatenate(coo_r), np.concatenate(coo_c))),
-                               shape=(row0, col0))
-    result = linprog(np.concatenate(cost), A_eq=matrix, b_eq=np.concatenate(rhs),
-                     bounds=np.column_stack([np.concatenate(low), np.concatenate(high)]), method="highs")
+    r, c, v = (np.concatenate(part) for part in zip(*entries))
+    result = linprog(np.concatenate(cost), A_eq=sparse.csr_matrix((v, (r, c)), shape=(row0, col0)),
+                     b_eq=np.concatenate(rhs), bounds=np.column_stack([np.concatenate(low), np.concatenate(high)]),
+                     method="highs")
     return result.x[:n] if result.status == 0 else None

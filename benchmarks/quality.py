@@ -1,0 +1,284 @@
+"""Part A: framing quality of every method x mode at 9:16 and 1:1 on every clip, beside a static centre crop.
+
+Per clip: one job with one format per (ratio, method, mode) plus a ``smart_crop: 0`` format per ratio, one detector
+and tracker run, one planner call; no encoding. Each path is scored against the reference boxes
+(:mod:`benchmarks.reference`) with the rules in :mod:`benchmarks.metrics`.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import metrics
+from benchmarks.common import Clip, describe, plan_formats, safe_name
+from benchmarks.reference import Reference, align, cuts_on, reference_for
+from benchmarks.report import num, pct, table
+
+log = logging.getLogger(__name__)
+
+RATIOS = ("9:16", "1:1")
+MODES = ("stable", "balanced", "responsive")
+CENTRE = "centre"  # the static centre crop (smart_crop: 0)
+DEFAULT_METHOD = "adaptive"
+
+
+def methods() -> list[str]:
+    """Every ``smart_crop_method`` the job format knows, so a new method is benchmarked without editing this file."""
+    from smartcrop.job import Method
+
+    return [m.value for m in Method]
+
+
+@dataclass(frozen=True)
+class Variant:
+    ratio: str
+    method: str  # a smart_crop_method, or CENTRE
+    mode: str  # a smart_crop_mode; "-" for the centre crop
+
+    def format(self) -> dict:
+        if self.method == CENTRE:
+            return {"output": "mp4", "aspect_ratio": self.ratio, "smart_crop": 0}
+        return {"output": "mp4", "aspect_ratio": self.ratio, "smart_crop": 1, "smart_crop_method": self.method,
+                "smart_crop_mode": self.mode}
+
+
+def variants() -> list[Variant]:
+    out = []
+    for ratio in RATIOS:
+        out.append(Variant(ratio, CENTRE, "-"))
+        out.extend(Variant(ratio, method, mode) for method in methods() for mode in MODES)
+    return out
+
+
+@dataclass
+class Score:
+    ratio: str
+    method: str
+    mode: str
+    frames_with_person: int = 0
+    primary: float = float("nan")
+    all_subjects: float = float("nan")
+    velocity: float = float("nan")  # mean |Δ| of the centre, % of window width per frame
+    acceleration: float = float("nan")  # mean |Δ²|
+    moves_per_min: float = float("nan")
+    error: str | None = None
+
+
+@dataclass
+class ClipResult:
+    clip: str
+    animated: bool
+    duration: float = float("nan")
+    frames: int = 0
+    reference_frames: int = 0
+    scores: list[Score] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    def score(self, ratio: str, method: str, mode: str) -> Score | None:
+        for s in self.scores:
+            if (s.ratio, s.method, s.mode) == (ratio, method, mode) and s.error is None:
+                return s
+        return None
+
+
+def score_path(variant: Variant, reference: Reference, t: np.ndarray, windows: np.ndarray) -> Score:
+    index = align(t, reference.t)  # reference frame -> path frame
+    box_frame, boxes = reference.people()
+    coverage = metrics.subject_coverage(index[box_frame], boxes, windows)
+    cuts = cuts_on(t, reference)
+    shake = metrics.jitter(windows, cuts)
+    return Score(variant.ratio, variant.method, variant.mode, frames_with_person=coverage.frames_with_person,
+                 primary=coverage.primary, all_subjects=coverage.all_subjects, velocity=shake.velocity,
+                 acceleration=shake.acceleration, moves_per_min=metrics.moves_per_minute(t, windows, cuts))
+
+
+def evaluate_clip(clip: Clip, model: str, *, refresh: bool = False) -> ClipResult:
+    from smartcrop.media.probe import probe
+
+    result = ClipResult(clip.name, clip.animated)
+    try:
+        media = probe(clip.path)
+        result.duration = media.duration
+        started = time.perf_counter()
+        reference = reference_for(clip.path, media, model, refresh=refresh)
+        result.seconds["reference"] = time.perf_counter() - started
+        result.frames, result.reference_frames = len(reference.t), int(reference.analysed.sum())
+        chosen = variants()
+        with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
+            plans = plan_formats(clip.path, [v.format() for v in chosen], Path(tmp),
+                                 job_id=f"bench-{safe_name(clip.short)}")
+        result.seconds.update(plans.seconds)
+        for index, variant in enumerate(chosen):
+            if index in plans.errors:
+                result.scores.append(Score(variant.ratio, variant.method, variant.mode, error=plans.errors[index]))
+                continue
+            t, windows = plans.windows[index]
+            try:
+                result.scores.append(score_path(variant, reference, t, windows))
+            except Exception as exc:  # noqa: BLE001 - a bad path is a finding, not a crash
+                result.scores.append(Score(variant.ratio, variant.method, variant.mode, error=describe(exc)))
+    except Exception as exc:  # noqa: BLE001 - one clip failing is reported, the others still run
+        log.debug("clip %s failed", clip.name, exc_info=True)
+        result.error = describe(exc)
+    return result
+
+
+def run(clips: list[Clip], model: str, *, refresh: bool = False, echo=print) -> list[ClipResult]:
+    results = []
+    for clip in clips:
+        started = time.perf_counter()
+        result = evaluate_clip(clip, model, refresh=refresh)
+        results.append(result)
+        failed = sum(s.error is not None for s in result.scores)
+        status = f"FAILED ({result.error})" if result.error else f"{len(result.scores) - failed} paths scored" + (
+            f", {failed} failed" if failed else "")
+        echo(f"  quality {clip.name}: {status} in {time.perf_counter() - started:.1f} s")
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# tables
+
+COLUMNS = ["primary 9:16", "primary 1:1", "all 9:16", "all 1:1", "|Δ| 9:16", "|Δ²| 9:16", "moves/min 9:16",
+           "|Δ| 1:1", "|Δ²| 1:1", "moves/min 1:1"]
+
+
+def _cells(by_ratio: dict[str, dict[str, float]]) -> list[str]:
+    a, b = by_ratio.get("9:16", {}), by_ratio.get("1:1", {})
+    nan = float("nan")
+    return [pct(a.get("primary", nan)), pct(b.get("primary", nan)), pct(a.get("all_subjects", nan)),
+            pct(b.get("all_subjects", nan)), num(a.get("velocity", nan), 3), num(a.get("acceleration", nan), 3),
+            num(a.get("moves_per_min", nan), 1), num(b.get("velocity", nan), 3), num(b.get("acceleration", nan), 3),
+            num(b.get("moves_per_min", nan), 1)]
+
+
+FIELDS = ("primary", "all_subjects", "velocity", "acceleration", "moves_per_min")
+
+
+def _values(score: Score | None) -> dict[str, float]:
+    return {name: getattr(score, name) for name in FIELDS} if score is not None else {}
+
+
+def _mean(results: list[ClipResult], ratio: str, method: str, mode: str) -> tuple[dict[str, float], int]:
+    """Means over clips (each clip weighs the same) of one variant's metrics; clips without a value are skipped."""
+    scores = [r.score(ratio, method, mode) for r in results]
+    scores = [s for s in scores if s is not None]
+    out = {}
+    for name in FIELDS:
+        values = np.array([getattr(s, name) for s in scores], float)
+        values = values[~np.isnan(values)]
+        out[name] = float(values.mean()) if len(values) else float("nan")
+    return out, len(scores)
+
+
+def _real(results: list[ClipResult]) -> list[ClipResult]:
+    return [r for r in results if not r.animated and r.error is None]
+
+
+def per_clip_table(results: list[ClipResult]) -> str:
+    rows = []
+    for r in results:
+        name = r.clip + (" †" if r.animated else "")
+        if r.error:
+            rows.append([name, "failed: " + r.error] + [""] * len(COLUMNS))
+            continue
+        label = f"{name} ({r.reference_frames} ref. frames)"
+        for i, (method, mode) in enumerate([(CENTRE, "-")] + [(DEFAULT_METHOD, m) for m in MODES]):
+            cells = _cells({ratio: _values(r.score(ratio, method, mode)) for ratio in RATIOS})
+            rows.append([label if i == 0 else "", "centre crop" if method == CENTRE else mode] + cells)
+    return table(["clip", "crop"] + COLUMNS, rows, "ll" + "r" * len(COLUMNS))
+
+
+def per_method_table(results: list[ClipResult]) -> str:
+    real = _real(results)
+    rows = []
+    for method, mode in [(CENTRE, "-")] + [(m, mode) for m in methods() for mode in MODES]:
+        by_ratio = {}
+        count = 0
+        for ratio in RATIOS:
+            by_ratio[ratio], n = _mean(real, ratio, method, mode)
+            count = max(count, n)
+        rows.append(["centre crop" if method == CENTRE else method, mode, count] + _cells(by_ratio))
+    return table(["method", "mode", "clips"] + COLUMNS, rows, "llr" + "r" * len(COLUMNS))
+
+
+def headline(results: list[ClipResult]) -> tuple[str, dict[str, float]]:
+    real = _real(results)
+    centre, n_centre = _mean(real, "9:16", CENTRE, "-")
+    by_mode = {mode: _mean(real, "9:16", DEFAULT_METHOD, mode)[0] for mode in MODES}
+    rows = [
+        ["primary-subject coverage, %"] + [pct(by_mode[m]["primary"]) for m in MODES] + [pct(centre["primary"])],
+        ["all-subject share, %"] + [pct(by_mode[m]["all_subjects"]) for m in MODES] + [pct(centre["all_subjects"])],
+        ["mean |Δ| of the centre, % of width per frame"] + [num(by_mode[m]["velocity"], 3) for m in MODES] +
+        [num(centre["velocity"], 3)],
+        ["mean |Δ²| of the centre, % of width per frame"] + [num(by_mode[m]["acceleration"], 3) for m in MODES] +
+        [num(centre["acceleration"], 3)],
+        ["camera moves per minute"] + [num(by_mode[m]["moves_per_min"], 1) for m in MODES] +
+        [num(centre["moves_per_min"], 1)],
+    ]
+    numbers = {"primary_9x16_default": by_mode["responsive"]["primary"], "primary_9x16_centre": centre["primary"],
+               "acceleration_balanced": by_mode["balanced"]["acceleration"],
+               "moves_per_min_stable": by_mode["stable"]["moves_per_min"], "clips": n_centre}
+    text = table(["9:16, adaptive, mean over clips"] + [f"{m}" for m in MODES] + ["centre crop"], rows)
+    return text, numbers
+
+
+def timing_table(results: list[ClipResult]) -> str:
+    rows = []
+    for r in results:
+        s = r.seconds
+        rows.append([r.clip, num(r.duration, 1), r.frames, num(s.get("reference", float("nan")), 1),
+                     num(s.get("detector", float("nan")), 1), num(s.get("tracker", float("nan")), 2),
+                     num(s.get("planner", float("nan")), 2)])
+    return table(["clip", "duration s", "frames", "reference s (~0 when cached)", "detector s", "tracker s",
+                  f"planner s ({len(variants())} formats)"], rows)
+
+
+def failures(results: list[ClipResult]) -> list[str]:
+    lines = []
+    for r in results:
+        if r.error:
+            lines.append(f"- {r.clip}: {r.error}")
+        errors: dict[str, list[str]] = {}
+        for s in r.scores:
+            if s.error:
+                errors.setdefault(s.error, []).append(f"{s.method}/{s.mode}/{s.ratio}")
+        for error, which in errors.items():
+            shown = ", ".join(which[:6]) + (f" and {len(which) - 6} more" if len(which) > 6 else "")
+            lines.append(f"- {r.clip}: {shown}: {error}")
+    return lines
+
+
+def report(results: list[ClipResult]) -> tuple[str, dict[str, float]]:
+    head, numbers = headline(results)
+    real = _real(results)
+    parts = [
+        f"**Headline** (9:16, default method `adaptive`, means over the {len(real)} clips with real people that ran; "
+        "primary = primary-subject coverage, all = all-subject share, |Δ|/|Δ²| in % of the window width per output "
+        "frame):",
+        "",
+        head,
+        "",
+        "**Per method** (means over the same clips):",
+        "",
+        per_method_table(results),
+        "",
+        "**Per clip** (`adaptive`, each mode, and the static centre crop). † = animated, no real people: reported, "
+        "left out of the means.",
+        "",
+        per_clip_table(results),
+        "",
+        "**Time per clip** (one detector + tracker run and one planner call serve every format):",
+        "",
+        timing_table(results),
+    ]
+    problems = failures(results)
+    parts += ["", "**Failures**:", ""] + (problems or ["- none"])
+    return "\n".join(parts), numbers
