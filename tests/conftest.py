@@ -14,8 +14,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SMARTCROP_SHARED", REPO.parent / "shared")).resolve()
 DEFAULT_TEST_MODEL = SHARED / "models" / "yolov8n_int8.onnx"
 
-# The tests run offline: point the detector at the shared model unless the caller chose one.
+# The tests run offline: point the models at the shared files unless the caller chose others.
 os.environ.setdefault("SMARTCROP_DETECTOR_MODEL", str(DEFAULT_TEST_MODEL))
+os.environ.setdefault("SMARTCROP_FACE_MODEL", str(SHARED / "models" / "face_detection_yunet_2026may.onnx"))
+os.environ.setdefault("SMARTCROP_LANDMARK_MODEL", str(SHARED / "models" / "face_landmarker.task"))
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 

@@ -139,3 +139,9 @@ def test_choices_reset_at_a_cut():
                   frames=20, cuts=[10])
     x = xs(focus_for(scene.tracks(), Method.SINGLE_OBJECT, PORTRAIT))
     assert np.allclose(x[:10], 300) and np.allclose(x[10:], 900)  # no dwell needed right after the cut
+
+
+def test_adaptive_copes_with_shots_shorter_than_its_smoothing_window():
+    scene = Scene([Subject(1, person(300)), Subject(2, person(900))], frames=12, fps=10, cuts=[2, 4])
+    focus = focus_for(scene.tracks(), Method.ADAPTIVE, PORTRAIT)
+    assert (focus.weight > 0).all()

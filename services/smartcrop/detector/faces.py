@@ -7,7 +7,10 @@ models are configuration: ``SMARTCROP_FACE_MODEL`` and ``SMARTCROP_LANDMARK_MODE
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 import threading
 import weakref
 from dataclasses import dataclass
@@ -18,6 +21,11 @@ import numpy as np
 from smartcrop.detector.models import ModelError, model_file
 
 log = logging.getLogger(__name__)
+
+# MediaPipe and TFLite log to stderr from C++ unless told otherwise before they load; a CLI user wants one clear
+# line, not a page of graph-engine notices.
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 FACE_MODEL_ENV = "SMARTCROP_FACE_MODEL"
 LANDMARK_MODEL_ENV = "SMARTCROP_LANDMARK_MODEL"
@@ -57,11 +65,33 @@ def _close_quietly(landmarker) -> None:
         landmarker._handle = None
 
 
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null for a moment: C++ libraries write there past Python's logging."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, ValueError, OSError):  # no real stderr (captured): nothing to silence
+        yield
+        return
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
 class FaceAnalyzer:
     """YuNet faces plus a mouth-opening measure per face, on BGR images. Safe to share between threads."""
 
     def __init__(self, face_model: str, landmark_model: str, *, min_score: float = 0.7):
         import cv2
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # YuNet's backend notices are noise
         from mediapipe.tasks.python import vision
         from mediapipe.tasks.python.core.base_options import BaseOptions
 
@@ -78,7 +108,8 @@ class FaceAnalyzer:
                 base_options=BaseOptions(model_asset_path=str(landmark_file)),
                 running_mode=vision.RunningMode.IMAGE, num_faces=2, output_face_blendshapes=True,
                 min_face_detection_confidence=0.3, min_face_presence_confidence=0.3)
-            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            with native_stderr_silenced():  # MediaPipe/TFLite print set-up notices from C++
+                self._landmarker = vision.FaceLandmarker.create_from_options(options)
         except Exception as exc:  # mediapipe raises RuntimeError/ValueError with the C++ status text
             raise ModelError(f"cannot load face landmarker model {landmark_model} ({LANDMARK_MODEL_ENV}): "
                              f"{type(exc).__name__}: {exc}") from exc

@@ -14,20 +14,20 @@ from smartcrop.stage import StageContext
 def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
     job = event.job
     settings = ctx.settings
-    detector = load_detector(settings.detector_model, settings.device)
-    policy = face_policy_for(fmt.method for fmt in job.formats if fmt.smart_crop)
-    faces = voice = None
-    if policy is not FacePolicy.NONE:
-        from smartcrop.detector.faces import load_face_analyzer
-        from smartcrop.media.voice import voice_activity
-
-        faces, voice = load_face_analyzer(settings.face_model, settings.landmark_model), voice_activity
     source_uri = ingest_source(job.source, ctx.storage, job.job_id, settings)
-    inference_before = detector.inference_seconds
     with ctx.storage.local_copy(source_uri) as path:
-        media = probe(path)
+        media = probe(path)  # a bad source or an impossible ratio fails here, before any model loads
         for index, fmt in enumerate(job.formats):
             check_against_source(fmt, media.display_width, media.display_height, f"format[{index}]")
+        detector = load_detector(settings.detector_model, settings.device)
+        policy = face_policy_for(fmt.method for fmt in job.formats if fmt.smart_crop)
+        faces = voice = None
+        if policy is not FacePolicy.NONE:
+            from smartcrop.detector.faces import load_face_analyzer
+            from smartcrop.media.voice import voice_activity
+
+            faces, voice = load_face_analyzer(settings.face_model, settings.landmark_model), voice_activity
+        inference_before = detector.inference_seconds
         data = analyse(path, media, detector, analysis_fps=settings.analysis_fps, batch_size=settings.detector_batch,
                        faces=faces, face_policy=policy, voice=voice, progress=ctx.progress,
                        check_cancelled=ctx.check_cancelled, count_frames=ctx.count_frames)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import uniform_filter1d
 
 from smartcrop.framedata import PERSON, FrameData
 from smartcrop.job import Method
@@ -346,7 +347,7 @@ def _majority(labels: np.ndarray, subjects: _Subjects) -> np.ndarray:
     for shot in np.unique(subjects.shot[analysed]):
         members = analysed[subjects.shot[analysed] == shot]
         values = labels[members]
-        counts = np.stack([np.convolve(values == k, np.ones(width), mode="same") for k in range(6)])
+        counts = np.stack([uniform_filter1d((values == k).astype(float), width, mode="nearest") for k in range(6)])
         # ties keep the frame's own label
         counts[values, np.arange(len(values))] += 0.5
         out[members] = np.argmax(counts, axis=0)

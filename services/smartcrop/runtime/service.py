@@ -363,8 +363,11 @@ def serve(stage_name: str, settings: Settings | None = None) -> None:
     if stage_name == "detector":
         from smartcrop.detector.models import load_detector
 
-        def warmup(s: Settings) -> None:
+        def warmup(s: Settings) -> None:  # a misconfigured model fails the service at start, loudly
+            from smartcrop.detector.faces import load_face_analyzer
+
             load_detector(s.detector_model, s.device)
+            load_face_analyzer(s.face_model, s.landmark_model)
 
     service = StageService(stage, settings, warmup=warmup)
     service.install_signal_handlers()
