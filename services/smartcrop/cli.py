@@ -9,8 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from smartcrop.job import (Destination, JobError, JobSpec, OutputKind, job_from_options, load_job_file,
-                           with_destination)
+from smartcrop.job import Destination, JobError, JobSpec, OutputKind, job_from_options, load_job_file, with_destination
 
 FORMAT_CHOICES = {"mp4": "mp4", "hls": "advanced_hls", "dash": "advanced_dash"}
 
@@ -169,14 +168,18 @@ def _run_with_progress(job: JobSpec, settings, quiet: bool):
 def _write_extras(job: JobSpec, result, *, plan_json: Path | None, preview: Path | None) -> None:
     if plan_json is None and preview is None:
         return
-    if 0 not in result.windows:
+    import numpy as np
+
+    if 0 not in result.paths:
         raise CliError("no crop plan was produced")
-    t, windows = result.windows[0]
+    path = result.paths[0]
+    t, windows = path.t, path.windows
     media = result.plans[0].media
     if plan_json is not None:
         fmt = job.formats[0]
         document = {"width": media.display_width, "height": media.display_height, "fps": media.fps,
                     "aspect_ratio": str(fmt.aspect_ratio), "mode": fmt.mode.value, "method": fmt.method.value,
+                    "cuts": np.flatnonzero(path.cut).tolist(),
                     "frames": [{"t": round(float(ti), 6), "x": round(float(x), 2), "y": round(float(y), 2),
                                 "w": round(float(w), 2), "h": round(float(h), 2)}
                                for ti, (x, y, w, h) in zip(t, windows)]}

@@ -164,16 +164,22 @@ class FrameData:
                                    score=f[:, 5].astype(np.float32), mouth_open=f[:, 6].astype(np.float32)))
 
 
-def windows_to_avro(t: np.ndarray, windows: np.ndarray) -> bytes:
-    """A crop plan: one ``x, y, w, h`` window (display pixels) per frame."""
-    return serde.write_container("CropWindow", (
-        {"index": i, "t": float(t[i]), "x": float(x), "y": float(y), "w": float(w), "h": float(h)}
-        for i, (x, y, w, h) in enumerate(windows)))
+@dataclass
+class CropPath:
+    """A crop plan: one window (display pixels) per frame, and where the path breaks (cuts)."""
 
+    t: np.ndarray  # (F,) seconds
+    windows: np.ndarray  # (F, 4) x, y, w, h
+    cut: np.ndarray  # (F,) bool: no camera move leads into this frame
 
-def windows_from_avro(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    records = list(serde.read_container(data))
-    t = np.array([r["t"] for r in records], float)
-    windows = np.array([(r["x"], r["y"], r["w"], r["h"]) for r in records], float).reshape(-1, 4)
-    return t, windows
+    def to_avro(self) -> bytes:
+        return serde.write_container("CropWindow", (
+            {"index": i, "t": float(self.t[i]), "x": float(x), "y": float(y), "w": float(w), "h": float(h),
+             "cut": bool(self.cut[i])} for i, (x, y, w, h) in enumerate(self.windows)))
 
+    @classmethod
+    def from_avro(cls, data: bytes) -> "CropPath":
+        records = list(serde.read_container(data))
+        return cls(t=np.array([r["t"] for r in records], float),
+                   windows=np.array([(r["x"], r["y"], r["w"], r["h"]) for r in records], float).reshape(-1, 4),
+                   cut=np.array([r.get("cut", False) for r in records], bool))

@@ -193,7 +193,8 @@ def _parse_format(raw: Any, query: Mapping[str, Any], where: str) -> OutputForma
     output_value = "mp4" if output_value is None else output_value
     output = OUTPUT_ALIASES.get(str(output_value).lower()) if isinstance(output_value, str) else None
     if output is None:
-        raise JobError(output_field, f"unknown output {output_value!r}; expected one of mp4, advanced_hls, advanced_dash")
+        raise JobError(output_field,
+                       f"unknown output {output_value!r}; expected one of mp4, advanced_hls, advanced_dash")
 
     ratio_value, ratio_field = pick("aspect_ratio")
     aspect_ratio = parse_aspect_ratio("9:16" if ratio_value is None else ratio_value, ratio_field)

@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from smartcrop.errors import classify
-from smartcrop.framedata import windows_from_avro
 from smartcrop.events import CropPlanned, Event, JobRequested, JobState, JobStatus, decode_event, encode_event
+from smartcrop.framedata import CropPath
 from smartcrop.job import JobSpec
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.secrets import SecretBox
@@ -33,7 +31,7 @@ ProgressCallback = Callable[[str, float], None]  # (stage, whole-job percent)
 class PipelineResult:
     status: JobStatus
     plans: list[CropPlanned] = field(default_factory=list)
-    windows: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # format -> (t, x/y/w/h rows)
+    paths: dict[int, CropPath] = field(default_factory=dict)  # the crop path of each format
     events: list[Event] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
 
@@ -97,7 +95,7 @@ def run_job(job: JobSpec, *, settings: Settings | None = None, work_dir: Path | 
             result.status = JobStatus(job.job_id, JobState.FAILED, "encoder", result.status.percent,
                                       error=_error("internal", "the pipeline ended without completing the job"))
         for planned in result.plans:
-            result.windows[planned.format_index] = windows_from_avro(storage.get_bytes(planned.plan_uri))
+            result.paths[planned.format_index] = CropPath.from_avro(storage.get_bytes(planned.plan_uri))
     return result
 
 

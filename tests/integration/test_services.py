@@ -92,3 +92,22 @@ def test_a_job_that_cannot_succeed_fails_with_a_code_and_the_next_one_completes(
     _, good = submit(settings, stack_env, {"query": {"source": uploaded_clip, "format": [
         {"output": "mp4", "aspect_ratio": "4:5", "smart_crop": 1}]}}, tmp_path)
     assert good["status"] == "completed", good
+
+
+@pytest.mark.parametrize("clip, ratio, method, expected", [
+    ("EDGE_rotate-90_goldeneye_audio_pyscenedetect.mp4", "9:16", "talking_person", (544, 966)),  # rotation, cuts
+    ("B_arm_wrestling_two_people_mmaction2.mp4", "1:1", "max_weight", (256, 256)),  # SAR 64:51, corrupted tail
+])
+def test_hard_sources_through_the_services(services, settings, stack_env, storage, tmp_path, clip, ratio, method,
+                                           expected):
+    source = storage.put_file(f"inputs/{clip}", shared_media(clip))
+    job = {"query": {"source": source, "format": [
+        {"output": "mp4", "aspect_ratio": ratio, "smart_crop": 1, "smart_crop_method": method,
+         "smart_crop_mode": "stable"}]}}
+    _, final = submit(settings, stack_env, job, tmp_path)
+    assert final["status"] == "completed", final
+    result = probe(download(settings, final["outputs"][0], tmp_path / "out.mp4"))
+    original = probe(shared_media(clip))
+    assert (result.display_width, result.display_height, result.rotation) == (*expected, 0)
+    assert abs(result.duration - original.duration) <= 3 / original.fps
+    assert result.has_audio == original.has_audio

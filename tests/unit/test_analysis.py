@@ -3,7 +3,7 @@
 import numpy as np
 
 from smartcrop.detector.shots import detect_cuts
-from smartcrop.framedata import FrameData, windows_from_avro, windows_to_avro
+from smartcrop.framedata import CropPath, FrameData
 
 
 def test_a_spike_is_a_cut_but_steady_motion_is_not():
@@ -48,5 +48,5 @@ def test_frame_data_round_trips_through_avro():
 def test_plan_windows_round_trip():
     t = np.arange(3) / 25
     windows = np.array([[10, 0, 405, 720], [11.5, 0, 405, 720], [12, 0, 405, 720]], float)
-    back_t, back = windows_from_avro(windows_to_avro(t, windows))
-    assert np.allclose(back_t, t) and np.allclose(back, windows)
+    back = CropPath.from_avro(CropPath(t, windows, np.array([True, False, True])).to_avro())
+    assert np.allclose(back.t, t) and np.allclose(back.windows, windows) and back.cut.tolist() == [True, False, True]

@@ -7,8 +7,18 @@ import json
 import fastavro
 import pytest
 
-from smartcrop.events import (EVENT_CLASSES, CropPlanned, DetectionsReady, ErrorInfo, JobRequested, JobState,
-                              JobStatus, TracksReady, decode_event, encode_event)
+from smartcrop.events import (
+    EVENT_CLASSES,
+    CropPlanned,
+    DetectionsReady,
+    ErrorInfo,
+    JobRequested,
+    JobState,
+    JobStatus,
+    TracksReady,
+    decode_event,
+    encode_event,
+)
 from smartcrop.job import Destination, JobSpec, OutputFormat, Rendition, parse_job
 from smartcrop.media.probe import MediaInfo
 from smartcrop.runtime import serde
@@ -110,7 +120,7 @@ def test_schema_files_are_valid_avro_with_docs():
 
 
 def test_container_files_round_trip():
-    records = [{"index": i, "t": i / 25, "x": 1.0, "y": 2.0, "w": 3.0, "h": 4.0} for i in range(3)]
+    records = [{"index": i, "t": i / 25, "x": 1.0, "y": 2.0, "w": 3.0, "h": 4.0, "cut": i == 0} for i in range(3)]
     data = serde.write_container("CropWindow", records)
     assert list(serde.read_container(data)) == records
     assert fastavro.reader(io.BytesIO(data)).writer_schema["name"] == "io.smartcrop.v1.CropWindow"

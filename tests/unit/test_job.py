@@ -4,8 +4,18 @@ import json
 
 import pytest
 
-from smartcrop.job import (AspectRatio, JobError, Method, Mode, OutputKind, Secret, check_against_source, crop_size,
-                           load_job_file, parse_job)
+from smartcrop.job import (
+    AspectRatio,
+    JobError,
+    Method,
+    Mode,
+    OutputKind,
+    Secret,
+    check_against_source,
+    crop_size,
+    load_job_file,
+    parse_job,
+)
 
 
 def job(**fmt):

@@ -91,10 +91,12 @@ def test_talking_person_switches_to_the_new_speaker_quickly_and_without_flicker(
     b_speaks = lambda f: 0.05 if (f // 20) % 2 == 0 else 0.8  # noqa: E731
     scene = Scene([Subject(1, person(300), speaking=a_speaks), Subject(2, person(950), speaking=b_speaks)],
                   frames=80, fps=10)
-    x = xs(focus_for(scene.tracks(), Method.TALKING_PERSON, PORTRAIT))
+    focus = focus_for(scene.tracks(), Method.TALKING_PERSON, PORTRAIT)
+    x = xs(focus)
     for start, who in ((0, 300), (20, 950), (40, 300), (60, 950)):
-        assert np.allclose(x[start + 3:start + 20], who), (start, x[start:start + 20])
+        assert np.allclose(x[start:start + 20], who), (start, x[start:start + 20])  # the switch starts on time
     assert np.count_nonzero(np.diff(x)) == 3  # three switches, no flicker
+    assert np.flatnonzero(focus.cut).tolist() == [20, 40, 60]  # and each is a cut, not a pan across the room
 
 
 def test_talking_person_keeps_the_speaker_through_a_pause_then_falls_back_to_the_largest():
@@ -145,3 +147,11 @@ def test_adaptive_copes_with_shots_shorter_than_its_smoothing_window():
     scene = Scene([Subject(1, person(300)), Subject(2, person(900))], frames=12, fps=10, cuts=[2, 4])
     focus = focus_for(scene.tracks(), Method.ADAPTIVE, PORTRAIT)
     assert (focus.weight > 0).all()
+
+
+def test_a_small_change_of_subject_is_panned_not_cut():
+    scene = Scene([Subject(1, person(500, width=150), speaking=lambda f: 0.8 if f < 20 else 0.0),
+                   Subject(2, person(640, width=150), speaking=lambda f: 0.0 if f < 20 else 0.8)], frames=40, fps=10)
+    focus = focus_for(scene.tracks(), Method.TALKING_PERSON, PORTRAIT)
+    assert np.allclose(xs(focus)[:20], 500) and np.allclose(xs(focus)[20:], 640)
+    assert not focus.cut.any()  # 140 px is a third of the window: a short pan keeps both in view

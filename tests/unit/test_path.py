@@ -261,3 +261,16 @@ def test_a_79_second_shot_solves_well_under_a_second(mode):
                    style=style)
     assert time.perf_counter() - start < 0.8
     assert np.isfinite(p).all()
+
+
+def test_a_focus_cut_breaks_the_path_like_a_shot_cut():
+    t = np.arange(40) / 10.0
+    focus = Focus.empty(40)
+    focus.point[:, 0] = np.where(np.arange(40) < 20, 300.0, 1000.0)
+    focus.point[:, 1] = 360.0
+    focus.weight[:] = 1.0
+    focus.cut[20] = True
+    windows = camera_path(t, np.zeros(40, int), np.ones(40, bool), focus, frame_size=(1280, 720),
+                          crop_size=(404, 720), mode=Mode.STABLE)
+    centre = windows[:, 0] + 202
+    assert np.allclose(centre[:20], 300, atol=1) and np.allclose(centre[20:], 1000, atol=1)

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from smartcrop.events import CropPlanned, JobState, JobStatus
-from smartcrop.framedata import windows_from_avro
+from smartcrop.framedata import CropPath
 from smartcrop.job import OutputKind
 from smartcrop.media.render import render
 from smartcrop.runtime.storage import ObjectNotFound
@@ -18,7 +18,7 @@ from smartcrop.stage import StageContext
 def encode(event: CropPlanned, ctx: StageContext) -> list[JobStatus]:
     job = event.job
     fmt = job.formats[event.format_index]
-    _, windows = windows_from_avro(ctx.storage.get_bytes(event.plan_uri))
+    windows = CropPath.from_avro(ctx.storage.get_bytes(event.plan_uri)).windows
     with tempfile.TemporaryDirectory(prefix="smartcrop-render-") as tmp:
         is_directory = fmt.output is not OutputKind.MP4
         rendered = Path(tmp) / ("output" if is_directory else "output.mp4")

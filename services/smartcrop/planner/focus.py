@@ -15,6 +15,11 @@ class Focus:
     weight: np.ndarray  # (F,) how much the point matters; 0 where there is no target (nobody in view)
     keep_lo: np.ndarray  # (F, 2) camera-centre interval that keeps the primary subject fully inside the window;
     keep_hi: np.ndarray  # (F, 2) NaN where there is none (no subject, or it is larger than the window)
+    cut: np.ndarray = None  # (F,) bool: the camera cuts (jumps) to this frame's target instead of panning
+
+    def __post_init__(self):
+        if self.cut is None:
+            self.cut = np.zeros(len(self.weight), bool)
 
     @classmethod
     def empty(cls, frames: int) -> "Focus":

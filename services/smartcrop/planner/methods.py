@@ -38,6 +38,7 @@ MOVING = 0.25  # box heights per second: slower than this is standing still
 DOMINANT_RATIO = 2.5  # adaptive: a person this many times larger than the next is "one dominant person"
 HOLD_SECONDS = 1.0  # nobody in view: hold the last target this long, then ease to the centre
 ADAPTIVE_SMOOTHING = 1.0  # seconds over which adaptive's per-frame choice is majority-voted
+SWITCH_CUT = 0.5  # a target jump wider than this share of the window is a cut to another subject, not a pan
 MISSING_GRACE = 0.3  # seconds an incumbent may be missing (a missed detection) before it is replaced
 
 
@@ -54,7 +55,7 @@ def focus_for(tracks: FrameData, method: Method, geometry: Geometry) -> Focus:
     pick = {Method.GRAVITY: gravity, Method.SINGLE_OBJECT: single_object, Method.MAX_WEIGHT: max_weight,
             Method.MAX_MOVEMENT: max_movement, Method.TALKING_PERSON: talking_person,
             Method.ADAPTIVE: adaptive}[method]
-    return hold_then_centre(pick(subjects), subjects)
+    return mark_switch_cuts(hold_then_centre(pick(subjects), subjects), subjects)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -160,6 +161,7 @@ def sticky_choice(subjects: _Subjects, rows: np.ndarray, strength: np.ndarray, *
     chosen = np.full(subjects.frames, -1)
     groups = np.split(order, np.flatnonzero(np.diff(frames[order])) + 1) if len(order) else []
     current, shot_now, challenger, challenger_since, last_strong, last_present = None, None, None, 0.0, 0.0, 0.0
+    challenged: list[np.ndarray] = []  # frames seen since the challenger started winning
     for members in groups:
         frame = frames[members[0]]
         t = subjects.t[frame]
@@ -183,9 +185,15 @@ def sticky_choice(subjects: _Subjects, rows: np.ndarray, strength: np.ndarray, *
                 strength[best] > incumbent + margin)
             if track_of[best] != current and best_ok and (stronger or incumbent < minimum):
                 if challenger != track_of[best]:
-                    challenger, challenger_since = track_of[best], t
+                    challenger, challenger_since, challenged = track_of[best], t, []
                 if t - challenger_since >= dwell:
                     current, challenger, last_strong = track_of[best], None, t
+                    for earlier in challenged:  # offline, the switch can start when the challenger did
+                        picked = earlier[track_of[earlier] == current]
+                        if len(picked):
+                            chosen[frames[earlier[0]]] = picked[0]
+                else:
+                    challenged.append(members)
             else:
                 challenger = None
                 if incumbent < minimum and t - last_strong > hold:
@@ -256,7 +264,8 @@ def max_weight(subjects: _Subjects) -> Focus:
         scores = inside @ weight[members]
         best = int(np.argmax(scores))
         if previous_start is not None and subjects.shot[frame] == previous_shot:
-            previous_inside = (lo_edge[members] >= previous_start - 0.5) & (hi_edge[members] <= previous_start + size + 0.5)
+            previous_inside = ((lo_edge[members] >= previous_start - 0.5)
+                               & (hi_edge[members] <= previous_start + size + 0.5))
             if previous_inside @ weight[members] >= 0.9 * scores[best]:  # stay with a nearly-as-good window
                 inside[best] = previous_inside
         previous_start, previous_shot = starts[best], subjects.shot[frame]
@@ -378,6 +387,25 @@ def _objects_when_no_people(focus: Focus, subjects: _Subjects) -> Focus:
         part = subjects.set_group(subjects.empty(), np.flatnonzero(empty), subjects.weight[empty])
         fill = (focus.weight == 0) & (part.weight > 0)
         focus.point[fill], focus.weight[fill] = part.point[fill], 0.5
+    return focus
+
+
+def mark_switch_cuts(focus: Focus, subjects: _Subjects) -> Focus:
+    """Cut instead of panning when the target jumps to another subject more than SWITCH_CUT windows away.
+
+    A pan across the room between two speakers shows nobody for its duration; an editor cuts. Jumps are measured
+    between consecutive analysed frames with a real target (not a held or resting one), within a shot.
+    """
+    geometry = subjects.geometry
+    window = np.array([geometry.crop_w, geometry.crop_h])
+    real = np.flatnonzero(subjects.analysed & (focus.weight >= 1.0))
+    if len(real) < 2:
+        return focus
+    same_shot = subjects.shot[real[1:]] == subjects.shot[real[:-1]]
+    jump = np.abs(focus.point[real[1:]] - focus.point[real[:-1]]) / window
+    slack = np.array([geometry.frame_w > geometry.crop_w, geometry.frame_h > geometry.crop_h])
+    far = (jump * slack).max(axis=1) > SWITCH_CUT
+    focus.cut[real[1:][same_shot & far]] = True
     return focus
 
 

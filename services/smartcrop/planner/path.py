@@ -61,7 +61,8 @@ def camera_path(t: np.ndarray, shot_ids: np.ndarray, sampled: np.ndarray, focus:
 
     ``t``: (F,) seconds; ``shot_ids``: (F,) non-decreasing, one id per shot; ``sampled``: (F,) the frames whose focus
     values are meaningful. Each shot is solved at its sampled frames plus its first and last frame (those two carry
-    no target unless sampled), then interpolated on time. Windows stay inside the frame.
+    no target unless sampled), then interpolated on time. Where ``focus.cut`` is set, the path breaks as at a shot
+    cut: the camera cuts to the new subject instead of panning across. Windows stay inside the frame.
     """
     t = np.asarray(t, float)
     shot_ids = np.asarray(shot_ids)
@@ -73,7 +74,8 @@ def camera_path(t: np.ndarray, shot_ids: np.ndarray, sampled: np.ndarray, focus:
     centres = np.empty((frames, 2))
     if frames == 0:
         return np.zeros((0, 4))
-    starts = np.flatnonzero(np.r_[True, shot_ids[1:] != shot_ids[:-1]])
+    breaks = np.r_[True, shot_ids[1:] != shot_ids[:-1]] | np.asarray(focus.cut, bool)
+    starts = np.flatnonzero(breaks)
     ends = np.r_[starts[1:], frames]
     for start, end in zip(starts, ends):
         mask = sampled[start:end].copy()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from smartcrop.events import CropPlanned, TracksReady
-from smartcrop.framedata import FrameData, windows_to_avro
+from smartcrop.framedata import CropPath, FrameData
 from smartcrop.job import crop_size
 from smartcrop.planner.focus import Focus
 from smartcrop.planner.methods import Geometry, focus_for
@@ -25,7 +25,9 @@ def plan(event: TracksReady, ctx: StageContext) -> list[CropPlanned]:
             focus = Focus.empty(tracks.frame_count)
         windows = camera_path(tracks.t, shot_ids, tracks.analysed, focus, frame_size=frame_size, crop_size=size,
                               mode=fmt.mode)
-        uri = ctx.storage.put_bytes(f"jobs/{event.job_id}/plan-{index}.avro", windows_to_avro(tracks.t, windows))
+        cuts = tracks.shot_start | focus.cut
+        path = CropPath(t=tracks.t, windows=windows, cut=cuts)
+        uri = ctx.storage.put_bytes(f"jobs/{event.job_id}/plan-{index}.avro", path.to_avro())
         planned.append(CropPlanned(job=event.job, media=media, source_uri=event.source_uri, format_index=index,
                                    plan_uri=uri, crop_width=size[0], crop_height=size[1]))
         ctx.progress((index + 1) / len(event.job.formats))

@@ -55,7 +55,7 @@ def ensure_topics(settings: Settings, partitions: int = DEFAULT_PARTITIONS, time
     missing = [spec for spec in topic_specs(settings, partitions) if spec.topic not in existing]
     if not missing:
         return []
-    for topic, future in admin.create_topics(missing, operation_timeout=timeout).items():
+    for future in admin.create_topics(missing, operation_timeout=timeout).values():
         try:
             future.result()
         except KafkaException as exc:

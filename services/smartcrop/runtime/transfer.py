@@ -51,9 +51,9 @@ def ingest_source(source: str, storage, job_id: str, settings: Settings) -> str:
             _download_http(source, local)
         elif scheme == "s3":
             location = S3Location.parse(source)
-            if getattr(storage, "host", None) == location.endpoint and getattr(storage, "bucket", None) == location.bucket:
-                return source  # already in our store: read it in place
             own = getattr(storage, "host", None) == location.endpoint
+            if own and getattr(storage, "bucket", None) == location.bucket:
+                return source  # already in our store: read it in place
             credentials = (settings.s3_access_key, settings.s3_secret_key) if own else (None, None)
             _download_s3(location, local, credentials, settings.s3_uses_tls(location.endpoint))
         else:
