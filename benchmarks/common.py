@@ -175,11 +175,20 @@ def machine_line(info: dict[str, Any]) -> str:
 
 
 @dataclass
+class PlanPath:
+    """One format's crop plan as read back from the planner's Avro file."""
+
+    t: np.ndarray  # (F,) seconds
+    windows: np.ndarray  # (F, 4) x, y, w, h in display pixels
+    cut: np.ndarray  # (F,) bool: the path breaks before this frame (a shot cut, or a cut to another subject)
+
+
+@dataclass
 class Plans:
     """Every format's crop path for one source, from one detector + tracker run."""
 
     media: Any  # smartcrop.media.probe.MediaInfo
-    windows: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # format -> (t, x/y/w/h rows)
+    paths: dict[int, PlanPath] = field(default_factory=dict)  # format index -> its path
     errors: dict[int, str] = field(default_factory=dict)  # format -> why the planner gave it no path
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
 
@@ -203,7 +212,7 @@ def plan_formats(source: Path, formats: list[dict[str, Any]], work_dir: Path, *,
     broken method costs its own rows only.
     """
     from smartcrop.events import CropPlanned, DetectionsReady, JobRequested, TracksReady
-    from smartcrop.framedata import windows_from_avro
+    from smartcrop.framedata import CropPath
     from smartcrop.job import parse_job
     from smartcrop.runtime.config import Settings
     from smartcrop.runtime.storage import LocalStorage
@@ -228,7 +237,10 @@ def plan_formats(source: Path, formats: list[dict[str, Any]], work_dir: Path, *,
     plans = Plans(media=tracks.media, seconds=seconds)
 
     def read(planned: CropPlanned, index: int) -> None:
-        plans.windows[index] = windows_from_avro(storage.get_bytes(planned.plan_uri))
+        path = CropPath.from_avro(storage.get_bytes(planned.plan_uri))
+        cut = getattr(path, "cut", None)
+        plans.paths[index] = PlanPath(np.asarray(path.t, float), np.asarray(path.windows, float),
+                                      np.zeros(len(path.t), bool) if cut is None else np.asarray(cut, bool))
 
     try:
         planned_all = timed("planner", lambda: table["planner"].handler(tracks, ctx))
@@ -240,13 +252,13 @@ def plan_formats(source: Path, formats: list[dict[str, Any]], work_dir: Path, *,
         for index, fmt in enumerate(job.formats):
             single = dataclasses.replace(tracks, job=dataclasses.replace(job, formats=(fmt,)))
             try:
-                (planned,) = [e for e in timed("planner", lambda: table["planner"].handler(single, ctx))
+                (planned,) = [e for e in timed("planner", lambda single=single: table["planner"].handler(single, ctx))
                               if isinstance(e, CropPlanned)]
                 read(planned, index)
             except Exception as single_exc:  # noqa: BLE001
                 plans.errors[index] = describe(single_exc) or whole
     for index in range(len(job.formats)):
-        if index not in plans.windows and index not in plans.errors:
+        if index not in plans.paths and index not in plans.errors:
             plans.errors[index] = "the planner returned no plan for this format"
     return plans
 

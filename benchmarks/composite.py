@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+
 import numpy as np
 
 from benchmarks.common import CACHE, clip_path

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import metrics
-from benchmarks.common import Clip, describe, plan_formats, safe_name
+from benchmarks.common import Clip, PlanPath, describe, plan_formats, safe_name
 from benchmarks.reference import Reference, align, cuts_on, reference_for
 from benchmarks.report import num, pct, table
 
@@ -67,6 +67,7 @@ class Score:
     velocity: float = float("nan")  # mean |Δ| of the centre, % of window width per frame
     acceleration: float = float("nan")  # mean |Δ²|
     moves_per_min: float = float("nan")
+    cuts_per_min: float = float("nan")  # the planner's cuts to another subject (not at a shot cut), per minute
     error: str | None = None
 
 
@@ -88,15 +89,23 @@ class ClipResult:
         return None
 
 
-def score_path(variant: Variant, reference: Reference, t: np.ndarray, windows: np.ndarray) -> Score:
+def score_path(variant: Variant, reference: Reference, path: PlanPath) -> Score:
+    """Coverage on the reference frames; jitter and moves on every output frame, leaving out the steps at shot cuts
+    (from the reference analysis) and at the planner's own cuts to another subject, which are counted apart."""
+    t, windows = path.t, path.windows
     index = align(t, reference.t)  # reference frame -> path frame
     box_frame, boxes = reference.people()
     coverage = metrics.subject_coverage(index[box_frame], boxes, windows)
-    cuts = cuts_on(t, reference)
+    shot_cuts = cuts_on(t, reference)
+    subject_cuts = path.cut & ~shot_cuts
+    subject_cuts[:1] = False
+    cuts = shot_cuts | subject_cuts
     shake = metrics.jitter(windows, cuts)
+    seconds = metrics.duration(t)
     return Score(variant.ratio, variant.method, variant.mode, frames_with_person=coverage.frames_with_person,
                  primary=coverage.primary, all_subjects=coverage.all_subjects, velocity=shake.velocity,
-                 acceleration=shake.acceleration, moves_per_min=metrics.moves_per_minute(t, windows, cuts))
+                 acceleration=shake.acceleration, moves_per_min=metrics.moves_per_minute(t, windows, cuts),
+                 cuts_per_min=subject_cuts.sum() * 60.0 / seconds if seconds > 0 else float("nan"))
 
 
 def evaluate_clip(clip: Clip, model: str, *, refresh: bool = False) -> ClipResult:
@@ -119,9 +128,8 @@ def evaluate_clip(clip: Clip, model: str, *, refresh: bool = False) -> ClipResul
             if index in plans.errors:
                 result.scores.append(Score(variant.ratio, variant.method, variant.mode, error=plans.errors[index]))
                 continue
-            t, windows = plans.windows[index]
             try:
-                result.scores.append(score_path(variant, reference, t, windows))
+                result.scores.append(score_path(variant, reference, plans.paths[index]))
             except Exception as exc:  # noqa: BLE001 - a bad path is a finding, not a crash
                 result.scores.append(Score(variant.ratio, variant.method, variant.mode, error=describe(exc)))
     except Exception as exc:  # noqa: BLE001 - one clip failing is reported, the others still run
@@ -147,19 +155,21 @@ def run(clips: list[Clip], model: str, *, refresh: bool = False, echo=print) -> 
 # tables
 
 COLUMNS = ["primary 9:16", "primary 1:1", "all 9:16", "all 1:1", "|Δ| 9:16", "|Δ²| 9:16", "moves/min 9:16",
-           "|Δ| 1:1", "|Δ²| 1:1", "moves/min 1:1"]
+           "cuts/min 9:16", "|Δ| 1:1", "|Δ²| 1:1", "moves/min 1:1", "cuts/min 1:1"]
 
 
 def _cells(by_ratio: dict[str, dict[str, float]]) -> list[str]:
     a, b = by_ratio.get("9:16", {}), by_ratio.get("1:1", {})
     nan = float("nan")
-    return [pct(a.get("primary", nan)), pct(b.get("primary", nan)), pct(a.get("all_subjects", nan)),
-            pct(b.get("all_subjects", nan)), num(a.get("velocity", nan), 3), num(a.get("acceleration", nan), 3),
-            num(a.get("moves_per_min", nan), 1), num(b.get("velocity", nan), 3), num(b.get("acceleration", nan), 3),
-            num(b.get("moves_per_min", nan), 1)]
+    cells = [pct(a.get("primary", nan)), pct(b.get("primary", nan)), pct(a.get("all_subjects", nan)),
+             pct(b.get("all_subjects", nan))]
+    for values in (a, b):
+        cells += [num(values.get("velocity", nan), 3), num(values.get("acceleration", nan), 3),
+                  num(values.get("moves_per_min", nan), 1), num(values.get("cuts_per_min", nan), 1)]
+    return cells
 
 
-FIELDS = ("primary", "all_subjects", "velocity", "acceleration", "moves_per_min")
+FIELDS = ("primary", "all_subjects", "velocity", "acceleration", "moves_per_min", "cuts_per_min")
 
 
 def _values(score: Score | None) -> dict[str, float]:
@@ -192,6 +202,8 @@ def per_clip_table(results: list[ClipResult]) -> str:
         label = f"{name} ({r.reference_frames} ref. frames)"
         for i, (method, mode) in enumerate([(CENTRE, "-")] + [(DEFAULT_METHOD, m) for m in MODES]):
             cells = _cells({ratio: _values(r.score(ratio, method, mode)) for ratio in RATIOS})
+            if all(r.score(ratio, method, mode) is None for ratio in RATIOS):
+                cells = ["failed (see below)"] + [""] * (len(COLUMNS) - 1)
             rows.append([label if i == 0 else "", "centre crop" if method == CENTRE else mode] + cells)
     return table(["clip", "crop"] + COLUMNS, rows, "ll" + "r" * len(COLUMNS))
 
@@ -209,8 +221,15 @@ def per_method_table(results: list[ClipResult]) -> str:
     return table(["method", "mode", "clips"] + COLUMNS, rows, "llr" + "r" * len(COLUMNS))
 
 
+def paired(results: list[ClipResult]) -> list[ClipResult]:
+    """Clips with real people where the centre crop and adaptive in every mode all have a 9:16 score, so the
+    headline compares like with like."""
+    wanted = [(CENTRE, "-")] + [(DEFAULT_METHOD, mode) for mode in MODES]
+    return [r for r in _real(results) if all(r.score("9:16", m, mode) is not None for m, mode in wanted)]
+
+
 def headline(results: list[ClipResult]) -> tuple[str, dict[str, float]]:
-    real = _real(results)
+    real = paired(results)
     centre, n_centre = _mean(real, "9:16", CENTRE, "-")
     by_mode = {mode: _mean(real, "9:16", DEFAULT_METHOD, mode)[0] for mode in MODES}
     rows = [
@@ -222,6 +241,8 @@ def headline(results: list[ClipResult]) -> tuple[str, dict[str, float]]:
         [num(centre["acceleration"], 3)],
         ["camera moves per minute"] + [num(by_mode[m]["moves_per_min"], 1) for m in MODES] +
         [num(centre["moves_per_min"], 1)],
+        ["cuts to another subject per minute"] + [num(by_mode[m]["cuts_per_min"], 1) for m in MODES] +
+        [num(centre["cuts_per_min"], 1)],
     ]
     numbers = {"primary_9x16_default": by_mode["responsive"]["primary"], "primary_9x16_centre": centre["primary"],
                "acceleration_balanced": by_mode["balanced"]["acceleration"],
@@ -258,15 +279,19 @@ def failures(results: list[ClipResult]) -> list[str]:
 
 def report(results: list[ClipResult]) -> tuple[str, dict[str, float]]:
     head, numbers = headline(results)
+    both = paired(results)
     real = _real(results)
+    left_out = [r.clip for r in real if r not in both]
     parts = [
-        f"**Headline** (9:16, default method `adaptive`, means over the {len(real)} clips with real people that ran; "
-        "primary = primary-subject coverage, all = all-subject share, |Δ|/|Δ²| in % of the window width per output "
-        "frame):",
+        f"**Headline** (9:16, default method `adaptive`; means over the {len(both)} clips with real people where "
+        "adaptive and the centre crop both ran" + (f", leaving out {', '.join(left_out)}" if left_out else "") +
+        "; primary = primary-subject coverage, all = all-subject share, |Δ|/|Δ²| in % of the window width per "
+        "output frame, cuts = the planner's cuts to another subject within a shot):",
         "",
         head,
         "",
-        "**Per method** (means over the same clips):",
+        f"**Per method** (means over the {len(real)} clips with real people; a row's `clips` says over how many of "
+        "them it ran, so rows with fewer clips are not directly comparable):",
         "",
         per_method_table(results),
         "",

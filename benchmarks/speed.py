@@ -1,8 +1,8 @@
 """Part C: how long smartcrop takes, and what it costs beside a plain centre-crop transcode.
 
-- A/B: wall time and peak memory of ``smartcrop run INPUT -o OUT.mp4 --quiet`` (defaults: 9:16, adaptive,
-  responsive, x264 veryfast) against :mod:`benchmarks.baseline` (the same encoder, a static centre window), each a
-  fresh process, alternating A, B, A, B ... on the 1080p clips.
+- A/B: wall time and peak memory (via :mod:`benchmarks.peakmem`) of ``smartcrop run INPUT -o OUT.mp4 --quiet``
+  (defaults: 9:16, adaptive, responsive, x264 veryfast) against :mod:`benchmarks.baseline` (the same encoder, a
+  static centre window), each a fresh process, alternating A, B, A, B ... on the 1080p clips.
 - Start-up: a bare interpreter, ``smartcrop --help`` and importing every stage, as processes.
 - Per stage: :mod:`benchmarks.speed_worker` in a fresh process loads the models (timed), then runs
   ``smartcrop.pipeline.run_job`` on clips of different lengths; its ``.seconds`` give the stage times.
@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.common import REPO, clip_path, python, select, Clip
+from benchmarks.common import REPO, Clip, clip_path, python, select
 from benchmarks.report import num, table
 
 AB_CLIPS = ("A_talkinghead_woman_1080p_wav2lip-gfpgan.mp4", "C_pedestrians_toward_camera_1080p_facenet-pytorch.mp4")
@@ -41,24 +41,28 @@ class Timed:
 
 
 def run_timed(command: list[str], *, timeout: float = TIMEOUT) -> Timed:
-    """Wall time and peak RSS of one child process (``os.wait4`` gives that child's own rusage)."""
-    with tempfile.TemporaryFile() as err:
+    """Wall time and peak RSS of one command, measured by the small launcher :mod:`benchmarks.peakmem` (which
+    forks it, so its ``ru_maxrss`` is its own and not this process's)."""
+    launcher = Path(__file__).with_name("peakmem.py")
+    with tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory(prefix="bench-rss-") as tmp:
+        report = Path(tmp) / "usage.json"
         started = time.perf_counter()
-        child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
-        killer = threading.Timer(timeout, child.kill)
-        killer.start()
+        child = subprocess.Popen([python(), "-S", str(launcher), str(report), *command], cwd=REPO,
+                                 stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         try:
-            _, status, usage = os.wait4(child.pid, 0)
-        finally:
-            killer.cancel()
+            child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
         seconds = time.perf_counter() - started
-        child.returncode = code = os.waitstatus_to_exitcode(status)
+        usage = json.loads(report.read_text()) if report.exists() else {}
+        code = usage.get("returncode", child.returncode)
         error = None
         if code != 0:
             err.seek(0)
             lines = [line for line in err.read().decode(errors="replace").splitlines() if line.strip()]
             error = (lines[-1] if lines else f"exit code {code}")[:300]
-    return Timed(seconds, usage.ru_maxrss / 1024, code, error)
+    return Timed(usage.get("seconds", seconds), usage.get("max_rss_kb", float("nan")) / 1024, code, error)
 
 
 def smartcrop_command() -> list[str]:
@@ -207,7 +211,7 @@ def report(result: SpeedResult) -> str:
     lines = [
         "**`smartcrop run` vs a plain centre-crop transcode** (each a fresh process, alternating A/B; mean ± stdev; "
         "both encode with x264 `veryfast`, CRF 23, AAC 128 kb/s through `smartcrop.media.render.render`; "
-        "peak RSS = `ru_maxrss` of the child from `os.wait4`):",
+        "peak RSS = the command's own `ru_maxrss`, via the fork-and-exec launcher `benchmarks/peakmem.py`):",
         "",
         ab_table(result.ab),
         "",

@@ -56,7 +56,7 @@ def measure(clips: list[Path]) -> dict:
             run.update(duration=media.duration, frames=media.frame_count,
                        size=f"{media.display_width}x{media.display_height}", fps=media.fps)
             job = job_from_options(str(clip))  # the defaults: 9:16, adaptive, responsive, veryfast
-            result, run["wall"] = _timed(lambda: run_job(job, settings=settings))
+            result, run["wall"] = _timed(lambda job=job: run_job(job, settings=settings))
             run["seconds"] = dict(result.seconds)
             run["status"] = result.status.status.value
             if result.status.error is not None:

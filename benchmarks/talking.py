@@ -99,8 +99,8 @@ def run(*, refresh: bool = False, echo=print) -> TalkingResult:
         if index in plans.errors:
             result.scores.append(TalkingScore(method, mode, error=plans.errors[index]))
             continue
-        t, windows = plans.windows[index]
-        result.scores.append(score_path(method, mode, truth, t, windows))
+        path = plans.paths[index]
+        result.scores.append(score_path(method, mode, truth, path.t, path.windows))
     for s in result.scores:
         echo(f"  {s.method}/{s.mode}: " + (f"failed: {s.error}" if s.error else
                                           f"talker shown {pct(s.talker_shown)} %, delay mean {num(s.delay_mean)} s "

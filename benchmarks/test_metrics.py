@@ -10,8 +10,16 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.metrics import (Jitter, camera_moves, covered, jitter, moves_per_minute, shows_only,
-                                subject_coverage, switch_delays)
+from benchmarks.metrics import (
+    Jitter,
+    camera_moves,
+    covered,
+    jitter,
+    moves_per_minute,
+    shows_only,
+    subject_coverage,
+    switch_delays,
+)
 
 
 def path(xs, w=100.0, h=200.0, y=0.0) -> np.ndarray:
