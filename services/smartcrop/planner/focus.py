@@ -16,10 +16,13 @@ class Focus:
     keep_lo: np.ndarray  # (F, 2) camera-centre interval that keeps the primary subject fully inside the window;
     keep_hi: np.ndarray  # (F, 2) NaN where there is none (no subject, or it is larger than the window)
     cut: np.ndarray = None  # (F,) bool: the camera cuts (jumps) to this frame's target instead of panning
+    subject: np.ndarray = None  # (F,) int: the track framed alone on this frame; -1 for a group or nobody
 
     def __post_init__(self):
         if self.cut is None:
             self.cut = np.zeros(len(self.weight), bool)
+        if self.subject is None:
+            self.subject = np.full(len(self.weight), -1)
 
     @classmethod
     def empty(cls, frames: int) -> "Focus":

@@ -38,7 +38,10 @@ MOVING = 0.25  # box heights per second: slower than this is standing still
 DOMINANT_RATIO = 2.5  # adaptive: a person this many times larger than the next is "one dominant person"
 HOLD_SECONDS = 1.0  # nobody in view: hold the last target this long, then ease to the centre
 ADAPTIVE_SMOOTHING = 1.0  # seconds over which adaptive's per-frame choice is majority-voted
+MOVE_COST = 0.5  # max_weight: a window width of camera travel costs half of a frame's best score
 SWITCH_CUT = 0.5  # a target jump wider than this share of the window is a cut to another subject, not a pan
+MIN_CUT_GAP = 1.5  # seconds between such cuts (and after a shot starts)
+SETTLE = 1.0  # seconds the framing must stay on the new subject for a jump to become a cut
 MISSING_GRACE = 0.3  # seconds an incumbent may be missing (a missed detection) before it is replaced
 
 
@@ -94,6 +97,7 @@ class _Subjects:
         frames = self.tracks.frame[rows]
         focus.point[frames] = self.look[rows]
         focus.weight[frames] = 1.0
+        focus.subject[frames] = self.tracks.track_id[rows]
         lo, hi = keep_interval(self.tracks.xyxy[rows], self.geometry)
         focus.keep_lo[frames], focus.keep_hi[frames] = lo, hi
         return focus
@@ -110,6 +114,7 @@ class _Subjects:
         present = totals > 0
         focus.point[present] = sums[present] / totals[present, None]
         focus.weight[present] = 1.0
+        focus.subject[present] = -1
         union = np.full((self.frames, 4), np.nan)
         union[:, :2], union[:, 2:] = np.inf, -np.inf
         xyxy = self.tracks.xyxy[rows]
@@ -234,7 +239,9 @@ def single_object(subjects: _Subjects) -> Focus:
 
 
 def max_weight(subjects: _Subjects) -> Focus:
-    """Per frame, the window (along the axis that has room) holding the largest weight of whole subjects."""
+    """The window (along the axis that has room) holding the most weight of whole subjects, chosen per shot as one
+    Viterbi path over candidate windows: each frame's score, minus MOVE_COST per window width moved, so a crowd
+    does not send the camera chasing every small change in who fits."""
     geometry = subjects.geometry
     axis = 0 if geometry.frame_w - geometry.crop_w >= geometry.frame_h - geometry.crop_h else 1
     size, extent = (geometry.crop_w, geometry.frame_w) if axis == 0 else (geometry.crop_h, geometry.frame_h)
@@ -242,36 +249,49 @@ def max_weight(subjects: _Subjects) -> Focus:
     focus = subjects.empty()
     people_frames = np.zeros(subjects.frames, bool)
     people_frames[boxes.frame[subjects.person]] = True
-    candidates = subjects.person | ~people_frames[boxes.frame]
-    rows = np.flatnonzero(candidates)
+    rows = np.flatnonzero(subjects.person | ~people_frames[boxes.frame])
     if len(rows) == 0:
         return focus
-    relative = np.sqrt(np.clip(subjects.area[rows] / max(1.0, subjects.area[rows].max()), 0.0625, 1.0))
+    frames = boxes.frame[rows]
+    # nearer (larger) people matter more: a crowd of distant figures should not outvote the person in front
+    largest = np.zeros(subjects.frames)
+    np.maximum.at(largest, frames, subjects.area[rows])
+    relative = np.clip(subjects.area[rows] / np.maximum(1.0, largest[frames]), 0.05, 1.0)
     weight = boxes.score[rows] * np.where(subjects.person[rows], 1.0, OBJECT_WEIGHT) * relative
-    lo_edge = boxes.xyxy[rows, axis]
-    hi_edge = boxes.xyxy[rows, axis + 2]
+    lo_edge, hi_edge = boxes.xyxy[rows, axis], boxes.xyxy[rows, axis + 2]
     centre = (lo_edge + hi_edge) / 2
     # a subject wider than the window counts as inside when the window sits within it
     lo_edge, hi_edge = np.maximum(lo_edge, centre - size / 2), np.minimum(hi_edge, centre + size / 2)
-    frames = boxes.frame[rows]
-    chosen_rows, chosen_weights = [], []
-    previous_start, previous_shot = None, None
+
+    per_frame = []  # (frame, members, candidate starts, inside matrix, normalised scores)
     for frame in np.unique(frames):
         members = np.flatnonzero(frames == frame)
-        starts = np.clip(np.concatenate([lo_edge[members], hi_edge[members] - size]), 0, extent - size)
-        inside = (lo_edge[members][None, :] >= starts[:, None] - 0.5) & (
-            hi_edge[members][None, :] <= starts[:, None] + size + 0.5)
+        starts = np.unique(np.clip(np.concatenate([lo_edge[members], hi_edge[members] - size]), 0, extent - size))
+        inside = ((lo_edge[members][None, :] >= starts[:, None] - 0.5)
+                  & (hi_edge[members][None, :] <= starts[:, None] + size + 0.5))
         scores = inside @ weight[members]
-        best = int(np.argmax(scores))
-        if previous_start is not None and subjects.shot[frame] == previous_shot:
-            previous_inside = ((lo_edge[members] >= previous_start - 0.5)
-                               & (hi_edge[members] <= previous_start + size + 0.5))
-            if previous_inside @ weight[members] >= 0.9 * scores[best]:  # stay with a nearly-as-good window
-                inside[best] = previous_inside
-        previous_start, previous_shot = starts[best], subjects.shot[frame]
-        picked = members[inside[best]]
-        chosen_rows.append(rows[picked])
-        chosen_weights.append(weight[picked])
+        per_frame.append((frame, members, starts, inside, scores / max(scores.max(), 1e-9)))
+
+    chosen_rows, chosen_weights = [], []
+    shots = np.array([subjects.shot[item[0]] for item in per_frame])
+    for shot in np.unique(shots):
+        items = [item for item, s in zip(per_frame, shots) if s == shot]
+        cost = -items[0][4]
+        back = []
+        for previous, item in zip(items[:-1], items[1:]):
+            move = MOVE_COST * np.abs(item[2][:, None] - previous[2][None, :]) / size
+            total = cost[None, :] + move
+            back.append(np.argmin(total, axis=1))
+            cost = total.min(axis=1) - item[4]
+        pick = int(np.argmin(cost))
+        picks = [pick]
+        for pointers in reversed(back):
+            pick = int(pointers[pick])
+            picks.append(pick)
+        for item, pick in zip(items, reversed(picks)):
+            picked = item[1][item[3][pick]]
+            chosen_rows.append(rows[picked])
+            chosen_weights.append(weight[picked])
     return subjects.set_group(focus, np.concatenate(chosen_rows), np.concatenate(chosen_weights))
 
 
@@ -376,6 +396,7 @@ def adaptive(subjects: _Subjects) -> Focus:
         focus.weight[frames] = part.weight[frames]
         focus.keep_lo[frames] = part.keep_lo[frames]
         focus.keep_hi[frames] = part.keep_hi[frames]
+        focus.subject[frames] = part.subject[frames]
     return focus
 
 
@@ -391,21 +412,34 @@ def _objects_when_no_people(focus: Focus, subjects: _Subjects) -> Focus:
 
 
 def mark_switch_cuts(focus: Focus, subjects: _Subjects) -> Focus:
-    """Cut instead of panning when the target jumps to another subject more than SWITCH_CUT windows away.
+    """Cut instead of panning when the framing moves to subjects more than SWITCH_CUT windows away, for good.
 
-    A pan across the room between two speakers shows nobody for its duration; an editor cuts. Jumps are measured
-    between consecutive analysed frames with a real target (not a held or resting one), within a shot.
+    A pan across the room between two speakers shows nobody for its duration; an editor cuts. A jump counts only
+    if the new target then stays put for SETTLE seconds (no cut-and-back flicker), and cuts are at least
+    MIN_CUT_GAP apart and from the shot's start.
     """
     geometry = subjects.geometry
     window = np.array([geometry.crop_w, geometry.crop_h])
+    slack = np.array([geometry.frame_w > geometry.crop_w, geometry.frame_h > geometry.crop_h], float)
     real = np.flatnonzero(subjects.analysed & (focus.weight >= 1.0))
     if len(real) < 2:
         return focus
-    same_shot = subjects.shot[real[1:]] == subjects.shot[real[:-1]]
-    jump = np.abs(focus.point[real[1:]] - focus.point[real[:-1]]) / window
-    slack = np.array([geometry.frame_w > geometry.crop_w, geometry.frame_h > geometry.crop_h])
-    far = (jump * slack).max(axis=1) > SWITCH_CUT
-    focus.cut[real[1:][same_shot & far]] = True
+    t = subjects.t[real]
+    position = (focus.point[real] / window * slack).max(axis=1) if slack.sum() == 1 else None
+    if position is None:  # no slack (or both axes): nothing to cut between
+        return focus
+    shot = subjects.shot[real]
+    first_time = {s: subjects.t[np.flatnonzero(subjects.shot == s)[0]] for s in np.unique(shot)}
+    last_cut = -np.inf
+    for i in range(1, len(real)):
+        if shot[i] != shot[i - 1] or abs(position[i] - position[i - 1]) <= SWITCH_CUT:
+            continue
+        if t[i] - max(last_cut, first_time[shot[i]]) < MIN_CUT_GAP:
+            continue
+        settle = (t >= t[i]) & (t <= t[i] + SETTLE) & (shot == shot[i])
+        if np.all(np.abs(position[settle] - position[i]) <= SWITCH_CUT / 2):
+            focus.cut[real[i]] = True
+            last_cut = t[i]
     return focus
 
 
