@@ -14,6 +14,8 @@ import numpy as np
 from smartcrop.framedata import FrameData
 
 TRACK_SECONDS = 3.0  # how long a lost track may be re-found
+SURE = 0.5  # detections this confident are kept even before ByteTrack confirms their track
+LOOSE_IDS = 1_000_000  # ids of such one-off detections start here, apart from ByteTrack's
 
 
 @dataclass
@@ -53,10 +55,12 @@ def track_objects(data: FrameData, analysis_fps: float) -> FrameData:
     keep_ids: list[np.ndarray] = []
     tracker = None
     id_offset = 0
+    loose_id = LOOSE_IDS
     for index in np.flatnonzero(data.analysed | data.shot_start):
         if tracker is None or data.shot_start[index]:
             if tracker is not None:  # ids stay unique across shots
-                id_offset = max([id_offset] + [int(ids.max()) + 1 for ids in keep_ids if len(ids)])
+                id_offset = max([id_offset] + [int(ids[ids < LOOSE_IDS].max()) + 1 for ids in keep_ids
+                                               if (ids < LOOSE_IDS).any()])
             tracker = _new_tracker(analysis_fps)
         if not data.analysed[index]:
             continue
@@ -64,10 +68,17 @@ def track_objects(data: FrameData, analysis_fps: float) -> FrameData:
         boxes = _Boxes(data.xyxy[rows].astype(np.float32), data.score[rows].astype(np.float32),
                        data.cls[rows].astype(np.float32))
         tracked = tracker.update(boxes)
+        detection_index = tracked[:, 7].astype(int) if len(tracked) else np.zeros(0, int)
         if len(tracked):
-            detection_index = tracked[:, 7].astype(int)
             keep_rows.append(rows[detection_index])
             keep_ids.append(tracked[:, 4].astype(int) + id_offset)
+        # a confident detection ByteTrack has not confirmed yet (a new track needs a second sighting) still is
+        # someone in the picture: keep it under an id of its own
+        loose = np.setdiff1d(np.flatnonzero(boxes.conf >= SURE), detection_index)
+        if len(loose):
+            keep_rows.append(rows[loose])
+            keep_ids.append(np.arange(len(loose)) + loose_id)
+            loose_id += len(loose)
     if not keep_rows:
         return data.select(np.zeros(len(data.frame), bool))
     result = data.select(np.concatenate(keep_rows))
