@@ -14,7 +14,6 @@ from typing import Callable
 
 import numpy as np
 
-from smartcrop.detector.models import ObjectDetector
 from smartcrop.detector.shots import THUMB_LONG_SIDE, ShotDetector
 from smartcrop.framedata import PERSON, FaceTable, FrameData
 from smartcrop.media.decode import DecodedFrame, decode_video, display_size, to_display_array
@@ -30,13 +29,15 @@ class FacePolicy(str, Enum):
     ALL = "all"
 
 
-def analyse(path: str | Path, media: MediaInfo, detector: ObjectDetector, *, analysis_fps: float, batch_size: int = 8,
+def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list], *, analysis_fps: float,
+            batch_size: int = 8,
             faces: Callable | None = None, face_policy: FacePolicy = FacePolicy.NONE,
             voice: Callable[[Path, np.ndarray], np.ndarray | None] | None = None,
             progress: Callable[[float], None] = lambda f: None,
             check_cancelled: Callable[[], None] = lambda: None,
             count_frames: Callable[[int], None] = lambda n: None) -> FrameData:
-    """``faces(image_bgr) -> Faces`` and ``voice(path, times) -> (F,)`` are optional signal sources."""
+    """``detector(images_bgr) -> [FrameDetections]`` (e.g. an :class:`ObjectDetector`); ``faces(image_bgr) -> Faces``
+    and ``voice(path, times) -> (F,)`` are optional signal sources."""
     thumb_size = display_size(media, THUMB_LONG_SIDE)
     detect_size = display_size(media, DETECTOR_LONG_SIDE)
     to_display = np.array([media.display_width / detect_size[0], media.display_height / detect_size[1]] * 2,
@@ -101,7 +102,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: ObjectDetector, *, ana
         face_frame, face_xyxy, face_score, mouth = _stack(face_rows, 4)
         data.faces = FaceTable(frame=face_frame.astype(int), xyxy=face_xyxy.astype(np.float32),
                                score=face_score.astype(np.float32), mouth_open=mouth.astype(np.float32))
-    if voice is not None and policy is not FacePolicy.NONE and media.has_audio:
+    if voice is not None and len(data.faces) and media.has_audio:  # speech matters only where faces were read
         activity = voice(Path(path), data.t)
         if activity is not None:
             data.voice = np.asarray(activity, np.float32)
