@@ -70,12 +70,6 @@ class FrameData:
     def frame_count(self) -> int:
         return len(self.t)
 
-    @classmethod
-    def empty_boxes(cls, t: np.ndarray, shot_start: np.ndarray, analysed: np.ndarray) -> "FrameData":
-        return cls(t=np.asarray(t, float), shot_start=np.asarray(shot_start, bool), analysed=np.asarray(analysed, bool),
-                   frame=np.zeros(0, int), xyxy=np.zeros((0, 4), np.float32), score=np.zeros(0, np.float32),
-                   cls=np.zeros(0, int), track_id=np.zeros(0, int))
-
     _BOX_COLUMNS = ("frame", "xyxy", "score", "cls", "track_id", "speed", "speaking", "face_xyxy", "mouth_open")
 
     def select(self, rows: np.ndarray) -> "FrameData":

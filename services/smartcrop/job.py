@@ -43,7 +43,6 @@ class OutputKind(str, Enum):
 
 OUTPUT_ALIASES = {"mp4": OutputKind.MP4, "hls": OutputKind.HLS, "advanced_hls": OutputKind.HLS,
                   "dash": OutputKind.DASH, "advanced_dash": OutputKind.DASH}
-VIDEO_CODECS = ("libx264",)
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 

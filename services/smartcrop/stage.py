@@ -59,5 +59,3 @@ def stages() -> dict[str, Stage]:
         "encoder": Stage("encoder", "plans", encode, (60.0, 100.0)),
     }
 
-
-STAGE_NAMES = ("detector", "tracker", "planner", "encoder")

@@ -206,6 +206,8 @@ class StageService:
                         outputs.append(JobStatus(event.job_id, JobState.RUNNING, self.stage.name,
                                                  self.stage.percent(1.0)))
                     self._commit(outputs, message)
+                    if any(isinstance(o, JobStatus) and o.status is JobState.COMPLETED for o in outputs):
+                        metrics.JOBS_COMPLETED.labels(self.stage.name).inc()
                     return "completed"
                 failure = classify(exc)
                 if failure.transient and attempt + 1 < MAX_ATTEMPTS:

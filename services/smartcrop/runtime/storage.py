@@ -40,8 +40,6 @@ class Storage(Protocol):
 
     def local_copy(self, uri: str) -> contextlib.AbstractContextManager[Path]: ...
 
-    def delete_prefix(self, key: str) -> None: ...
-
 
 # ---------------------------------------------------------------------------------------------------------------------
 # local directory
@@ -97,8 +95,6 @@ class LocalStorage:
             raise ObjectNotFound(f"no such object: {uri}")
         yield path
 
-    def delete_prefix(self, key: str) -> None:
-        shutil.rmtree(self._path(key), ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -218,12 +214,3 @@ class S3Storage:
             with _wrap_s3_errors("download", uri):
                 self.client.fget_object(location.bucket, location.key, str(path))
             yield path
-
-    def delete_prefix(self, key: str) -> None:
-        from minio.deleteobjects import DeleteObject
-
-        with _wrap_s3_errors("delete", self.uri(key)):
-            objects = self.client.list_objects(self.bucket, prefix=key, recursive=True)
-            errors = self.client.remove_objects(self.bucket, (DeleteObject(o.object_name) for o in objects))
-            for error in errors:
-                raise StorageError(f"delete {error.name}: {error.code}")
