@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 from smartcrop.errors import classify
-from smartcrop.events import CropPlanned, Event, JobRequested, JobState, JobStatus, decode_event, encode_event
+from smartcrop.events import (CropPlanned, ErrorInfo, Event, JobRequested, JobState, JobStatus, decode_event,
+                              encode_event)
 from smartcrop.framedata import CropPath
 from smartcrop.job import JobSpec
 from smartcrop.runtime.config import Settings
@@ -79,7 +80,7 @@ def run_job(job: JobSpec, *, settings: Settings | None = None, work_dir: Path | 
                 failure = classify(exc)
                 log.debug("stage %s failed", stage.name, exc_info=True)
                 result.status = JobStatus(job.job_id, JobState.FAILED, stage.name, stage.percent(0.0),
-                                          error=_error(failure.code, failure.message))
+                                          error=ErrorInfo(failure.code, failure.message))
                 return result
             finally:
                 result.seconds[stage.name] = result.seconds.get(stage.name, 0.0) + time.perf_counter() - started
@@ -93,7 +94,7 @@ def run_job(job: JobSpec, *, settings: Settings | None = None, work_dir: Path | 
                     bus.publish(output.TOPIC, output)
         if result.status.status is not JobState.COMPLETED:
             result.status = JobStatus(job.job_id, JobState.FAILED, "encoder", result.status.percent,
-                                      error=_error("internal", "the pipeline ended without completing the job"))
+                                      error=ErrorInfo("internal", "the pipeline ended without completing the job"))
         for planned in result.plans:
             result.paths[planned.format_index] = CropPath.from_avro(storage.get_bytes(planned.plan_uri))
     return result
@@ -113,8 +114,3 @@ def _reporter(stage: Stage, progress: ProgressCallback | None) -> Callable[[floa
         return lambda fraction: None
     return lambda fraction: progress(stage.name, stage.percent(fraction))
 
-
-def _error(code: str, message: str):
-    from smartcrop.events import ErrorInfo
-
-    return ErrorInfo(code=code, message=message)
