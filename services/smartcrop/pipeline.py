@@ -14,8 +14,16 @@ from pathlib import Path
 from typing import Callable
 
 from smartcrop.errors import classify
-from smartcrop.events import (CropPlanned, ErrorInfo, Event, JobRequested, JobState, JobStatus, decode_event,
-                              encode_event)
+from smartcrop.events import (
+    CropPlanned,
+    ErrorInfo,
+    Event,
+    JobRequested,
+    JobState,
+    JobStatus,
+    decode_event,
+    encode_event,
+)
 from smartcrop.framedata import CropPath
 from smartcrop.job import JobSpec
 from smartcrop.runtime.config import Settings
