@@ -33,6 +33,20 @@ LAST_PROGRESS = Gauge("smartcrop_last_progress_timestamp_seconds", "Unix time of
                       ["stage"])
 
 
+OUTCOMES = ("completed", "failed", "cancelled", "abandoned", "dead_letter")
+
+
+def initialise(stage: str, failure_codes: tuple[str, ...]) -> None:
+    """Create every known label set at zero, so dashboards and alerts see a series before the first event."""
+    for outcome in OUTCOMES:
+        MESSAGES.labels(stage, outcome)
+    for code in failure_codes:
+        FAILURES.labels(stage, code)
+    for metric in (STAGE_SECONDS, FRAMES, INFERENCE_SECONDS, IN_FLIGHT, RETRIES, JOBS_COMPLETED):
+        metric.labels(stage)
+    LAST_PROGRESS.labels(stage).set(time.time())
+
+
 class HealthServer:
     """A small HTTP server in a daemon thread; ``ready`` is asked on every ``/readyz``."""
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from smartcrop.errors import CANCELLED, classify
+from smartcrop.errors import CANCELLED, CODES, classify
 from smartcrop.events import ErrorInfo, Event, JobState, JobStatus, decode_event, encode_event
 from smartcrop.runtime import metrics
 from smartcrop.runtime.config import Settings
@@ -81,6 +81,7 @@ class StageService:
     # ---- lifecycle ---------------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        metrics.initialise(self.stage.name, CODES)
         if self.storage is None:
             self.storage = S3Storage.from_settings(self.settings)
         self._retry_forever("create bucket", self.storage.ensure_bucket)
