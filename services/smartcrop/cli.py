@@ -78,9 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="the latest status of a job")
     status.add_argument("job_id")
-    status.add_argument("--wait", action="store_true", help="wait until the job is completed or failed")
+    status.add_argument("--wait", action="store_true",
+                        help="follow the job until it ends (a progress bar on a terminal)")
     status.add_argument("--timeout", type=float, default=None)
     status.set_defaults(func=cmd_status)
+
+    cancel = commands.add_parser("cancel", help="cancel a queued or running job")
+    cancel.add_argument("job_id")
+    cancel.add_argument("--reason", default="cancelled on request", help="recorded with the request")
+    cancel.add_argument("--wait", action="store_true", help="wait until a stage reports the job cancelled")
+    cancel.add_argument("--timeout", type=float, default=None)
+    cancel.set_defaults(func=cmd_cancel)
 
     serve = commands.add_parser("serve", help="run one stage as a Kafka service")
     serve.add_argument("stage", choices=["detector", "tracker", "planner", "encoder"])
@@ -226,20 +234,18 @@ def cmd_demo(args) -> int:
 def cmd_submit(args) -> int:
     from smartcrop.events import JobRequested, JobState, JobStatus
     from smartcrop.runtime.config import Settings
-    from smartcrop.runtime.kafka import EventPublisher, latest_status
+    from smartcrop.runtime.kafka import EventPublisher
 
     settings = Settings.from_env()
     job = load_job_file(args.job)
     publisher = EventPublisher(settings)
-    publisher.publish(JobRequested(job=job))
     publisher.publish(JobStatus(job.job_id, JobState.QUEUED, "submit", 0.0))
+    publisher.publish(JobRequested(job=job))
     publisher.flush()
     print(json.dumps({"job_id": job.job_id}), flush=True)
     if not args.wait:
         return 0
-    final = latest_status(settings, job.job_id, wait=True, timeout=args.timeout)
-    if final is None:
-        raise CliError(f"no status for job {job.job_id}")
+    final = _follow_to_the_end(settings, job.job_id, args.timeout)
     print(json.dumps(final.to_json()), flush=True)
     return 0 if final.status is JobState.COMPLETED else 1
 
@@ -249,12 +255,65 @@ def cmd_status(args) -> int:
     from smartcrop.runtime.config import Settings
     from smartcrop.runtime.kafka import latest_status
 
-    final = latest_status(Settings.from_env(), args.job_id, wait=args.wait, timeout=args.timeout)
+    settings = Settings.from_env()
+    if args.wait:
+        final = _follow_to_the_end(settings, args.job_id, args.timeout)
+    else:
+        final = latest_status(settings, args.job_id)
     if final is None:
         print(json.dumps({"job_id": args.job_id, "status": "unknown"}))
         return 3
     print(json.dumps(final.to_json()))
     return 0 if final.status is not JobState.FAILED else 1
+
+
+def cmd_cancel(args) -> int:
+    from smartcrop.cancellation import request_cancel
+    from smartcrop.events import JobState
+    from smartcrop.runtime.config import Settings
+    from smartcrop.runtime.kafka import latest_status
+    from smartcrop.runtime.storage import S3Storage
+
+    settings = Settings.from_env()
+    current = latest_status(settings, args.job_id)
+    if current is None:
+        raise CliError(f"no job {args.job_id!r}: it has no status on {settings.topic('status')}")
+    if current.status.is_final:
+        print(json.dumps(current.to_json()))
+        if current.status is JobState.CANCELLED:
+            return 0
+        raise CliError(f"job {args.job_id} has already {current.status.value}; there is nothing to cancel")
+    request_cancel(S3Storage.from_settings(settings), args.job_id, reason=args.reason)
+    print(json.dumps({"job_id": args.job_id, "cancel": "requested"}), flush=True)
+    if not args.wait:
+        return 0
+    final = _follow_to_the_end(settings, args.job_id, args.timeout)
+    print(json.dumps(final.to_json()))
+    return 0 if final.status is JobState.CANCELLED else 1
+
+
+def _follow_to_the_end(settings, job_id: str, timeout: float | None):
+    """The job's final status; a progress bar on a terminal while it runs."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from smartcrop.runtime.kafka import follow_status
+
+    last = None
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), disable=not sys.stderr.isatty(), console=_stderr_console()) as bar:
+        task = bar.add_task(job_id, total=100)
+        for status in follow_status(settings, job_id, wait=True, timeout=timeout):
+            last = status
+            bar.update(task, completed=status.percent, description=f"{job_id} {status.stage} {status.status.value}")
+    if last is None or not last.status.is_final:
+        raise CliError(f"job {job_id} did not finish within {timeout:g}s" if timeout else f"no status for job {job_id}")
+    return last
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def cmd_serve(args) -> int:

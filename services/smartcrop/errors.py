@@ -12,7 +12,10 @@ DESTINATION_UNREACHABLE = "destination_unreachable"
 MODEL_UNAVAILABLE = "model_unavailable"
 CANCELLED = "cancelled"
 INTERNAL = "internal"
-CODES = (INVALID_JOB, SOURCE_UNREADABLE, DESTINATION_UNREACHABLE, MODEL_UNAVAILABLE, CANCELLED, INTERNAL)
+STORAGE_UNAVAILABLE = "storage_unavailable"  # transient: only final once the retries are spent
+BROKER_UNAVAILABLE = "broker_unavailable"  # transient, likewise
+CODES = (INVALID_JOB, SOURCE_UNREADABLE, DESTINATION_UNREACHABLE, MODEL_UNAVAILABLE, CANCELLED, INTERNAL,
+         STORAGE_UNAVAILABLE, BROKER_UNAVAILABLE)
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, ObjectNotFound):
         return Failure(SOURCE_UNREADABLE, str(exc), transient=False)
     if isinstance(exc, StorageError):
-        return Failure("storage_unavailable", str(exc), transient=True)
+        return Failure(STORAGE_UNAVAILABLE, str(exc), transient=True)
     code = getattr(exc, "code", None)
     if isinstance(code, str) and code:
         return Failure(code, str(exc) or type(exc).__name__, transient=False)
@@ -34,7 +37,7 @@ def classify(exc: BaseException) -> Failure:
         from confluent_kafka import KafkaException
 
         if isinstance(exc, KafkaException):
-            return Failure("broker_unavailable", str(exc), transient=True)
+            return Failure(BROKER_UNAVAILABLE, str(exc), transient=True)
     except ImportError:  # pragma: no cover
         pass
     return Failure(INTERNAL, f"{type(exc).__name__}: {exc}", transient=False)

@@ -50,6 +50,15 @@ def storage(settings) -> S3Storage:
     return store
 
 
+@pytest.fixture(scope="session")
+def uploaded_clip(storage) -> str:
+    """A real 9 s 720p talking-head clip in the session's object store."""
+    from ..conftest import shared_media
+
+    name = "A_man_talking_restaurant_720p_visualvoice.mp4"
+    return storage.put_file(f"inputs/{name}", shared_media(name))
+
+
 def service_env(settings: Settings, stack_env: dict[str, str]) -> dict[str, str]:
     return {**os.environ, **stack_env, "SMARTCROP_TOPIC_PREFIX": settings.topic_prefix, "PYTHONUNBUFFERED": "1"}
 
@@ -61,33 +70,46 @@ def _free_port() -> int:
 
 
 class Services:
-    def __init__(self, settings: Settings, stack_env: dict[str, str], log_dir: Path):
+    """Service processes of one test session (or one fault-test stack), each with its own metrics port and log."""
+
+    def __init__(self, settings: Settings, stack_env: dict[str, str], log_dir: Path,
+                 extra_env: dict[str, str] | None = None):
         self.settings, self.stack_env, self.log_dir = settings, stack_env, log_dir
+        self.extra_env = extra_env or {}
         self.processes: dict[str, subprocess.Popen] = {}
         self.ports: dict[str, int] = {}
 
     def start(self, name: str, stage: str | None = None) -> None:
-        stage = stage or name
+        """Start (or restart, as a new instance with a new id) the service called ``name``."""
+        stage = stage or name.split("-")[0]
         port = _free_port()
         log = open(self.log_dir / f"{name}.log", "ab")
-        env = {**service_env(self.settings, self.stack_env), "SMARTCROP_METRICS_PORT": str(port),
+        env = {**service_env(self.settings, self.stack_env), **self.extra_env, "SMARTCROP_METRICS_PORT": str(port),
                "SMARTCROP_INSTANCE_ID": f"{name}-{uuid.uuid4().hex[:6]}"}
         self.processes[name] = subprocess.Popen([sys.executable, "-m", "smartcrop", "serve", stage], env=env,
                                                 stdout=log, stderr=subprocess.STDOUT)
         self.ports[name] = port
 
-    def wait_ready(self, timeout: float = 120) -> None:
+    def kill(self, name: str) -> None:
+        """``kill -9``: no shutdown code runs, nothing is flushed or committed."""
+        self.processes[name].kill()
+        self.processes[name].wait(10)
+
+    def ready(self, name: str) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[name]}/readyz", timeout=5) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float = 120, names: list[str] | None = None) -> None:
         deadline = time.monotonic() + timeout
-        for name, port in self.ports.items():
+        for name in names or list(self.ports):
             while True:
                 if self.processes[name].poll() is not None:
                     raise AssertionError(f"{name} exited: {self.log(name)[-3000:]}")
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
+                if self.ready(name):
+                    break
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{name} not ready after {timeout}s: {self.log(name)[-3000:]}")
                 time.sleep(0.5)
@@ -108,6 +130,55 @@ class Services:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def publish_job(settings: Settings, document: dict, partition: int | None = None):
+    """What an upstream system does: a ``queued`` status and a JobRequested keyed by job id."""
+    from smartcrop.events import JobRequested, JobState, JobStatus, encode_event
+    from smartcrop.job import parse_job
+    from smartcrop.runtime.kafka import EventPublisher
+
+    job = parse_job(document)
+    publisher = EventPublisher(settings)
+    publisher.publish(JobStatus(job.job_id, JobState.QUEUED, "submit", 0.0))
+    if partition is None:
+        publisher.publish(JobRequested(job=job))
+    else:
+        publisher.producer.produce(settings.topic("jobs"), key=job.job_id.encode(), partition=partition,
+                                   value=encode_event(JobRequested(job=job), publisher.box))
+    publisher.flush()
+    return job
+
+
+def committed_events(settings: Settings, topic: str, job_id: str | None = None) -> list:
+    """Every committed event on a topic (optionally one job's), as a read_committed consumer sees them."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    from smartcrop.events import decode_event
+    from smartcrop.runtime.kafka import client_config
+
+    consumer = Consumer(client_config(settings, **{
+        "group.id": f"test-reader-{uuid.uuid4().hex}", "enable.auto.commit": False,
+        "isolation.level": "read_committed", "enable.partition.eof": True}))
+    name = settings.topic(topic)
+    try:
+        partitions = list(consumer.list_topics(name, timeout=10).topics[name].partitions)
+        consumer.assign([TopicPartition(name, p, 0) for p in partitions])
+        events, at_end, deadline = [], set(), time.monotonic() + 30
+        while len(at_end) < len(partitions):
+            assert time.monotonic() < deadline, f"could not read {name} to its end"
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(message.partition())
+                continue
+            if job_id is None or message.key() == job_id.encode():
+                events.append(decode_event(message.value()) if topic != "dlq" else message)
+        return events
+    finally:
+        consumer.close()
 
 
 @pytest.fixture(scope="session")

@@ -31,12 +31,6 @@ def submit(settings, stack_env, job: dict, tmp_path, timeout: float = 300) -> tu
     return lines[0], {**lines[-1], "exit_code": result.returncode}
 
 
-@pytest.fixture(scope="module")
-def uploaded_clip(storage):
-    source = shared_media(CLIP)
-    return storage.put_file(f"inputs/{CLIP}", source)
-
-
 def download(settings, uri: str, target):
     location = S3Location.parse(uri)
     client = s3_client(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key)

@@ -7,11 +7,12 @@ import time
 import uuid
 from typing import Iterator
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from smartcrop.events import Event, JobStatus, decode_event, encode_event
 from smartcrop.runtime.config import TOPICS, Settings
+from smartcrop.runtime.logs import kafka_client_logger
 from smartcrop.runtime.secrets import SecretBox
 from smartcrop.runtime.serde import SerdeError
 
@@ -20,15 +21,17 @@ log = logging.getLogger(__name__)
 DEFAULT_PARTITIONS = 6
 
 
-def client_config(settings: Settings, **extra) -> dict:
-    """Bootstrap plus any ``SMARTCROP_KAFKA_CONF_*`` pass-through (TLS, SASL ...)."""
-    return {"bootstrap.servers": settings.kafka_bootstrap, **settings.kafka_extra, **extra}
+def client_config(settings: Settings, defaults: dict | None = None, **required) -> dict:
+    """Bootstrap, our tunable defaults, then any ``SMARTCROP_KAFKA_CONF_*`` pass-through (TLS, SASL, timeouts ...),
+    then the settings correctness depends on, which no pass-through may change."""
+    return {"bootstrap.servers": settings.kafka_bootstrap, "logger": kafka_client_logger(),
+            "reconnect.backoff.ms": 250, **(defaults or {}), **settings.kafka_extra, **required}
 
 
-def producer_config(settings: Settings, **extra) -> dict:
+def producer_config(settings: Settings, **required) -> dict:
     # murmur2 like the Java clients, so upstream producers and we agree on which partition a job id lands in
-    return client_config(settings, **{"enable.idempotence": True, "acks": "all", "partitioner": "murmur2_random",
-                                      "linger.ms": 5, **extra})
+    return client_config(settings, {"linger.ms": 5}, **{
+        "enable.idempotence": True, "acks": "all", "partitioner": "murmur2_random", **required})
 
 
 def admin_client(settings: Settings) -> AdminClient:
@@ -96,40 +99,36 @@ class EventPublisher:
 
 def follow_status(settings: Settings, job_id: str, *, wait: bool, timeout: float | None = None
                   ) -> Iterator[JobStatus]:
-    """Every status event of a job, oldest first; with ``wait``, keeps following until a final state."""
+    """Every status event of a job, oldest first; with ``wait``, keeps following until a final state.
+
+    Without ``wait`` it stops at the end of every partition, as a read_committed consumer sees it (the partition-EOF
+    events say so; offsets cannot, because transaction markers take offsets of their own).
+    """
     consumer = Consumer(client_config(settings, **{
-        "group.id": f"smartcrop-status-{uuid.uuid4().hex}", "enable.auto.commit": False,
-        "auto.offset.reset": "earliest", "isolation.level": "read_committed"}))
+        "group.id": f"{settings.topic_prefix}smartcrop-status-{uuid.uuid4().hex}", "enable.auto.commit": False,
+        "auto.offset.reset": "earliest", "isolation.level": "read_committed", "enable.partition.eof": True}))
     topic = settings.topic("status")
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         if metadata.topics[topic].error is not None:
             raise KafkaException(metadata.topics[topic].error)
         partitions = list(metadata.topics[topic].partitions)
-        ends = {}
-        for partition in partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            ends[partition] = high
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        caught_up = {p for p, high in ends.items() if high == 0}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        at_end: set[int] = set()
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if deadline is not None and time.monotonic() > deadline:
-                return
+        while deadline is None or time.monotonic() < deadline:
             message = consumer.poll(0.5)
             if message is None:
-                if not wait and len(caught_up) == len(partitions):
-                    return
                 continue
             if message.error():
                 if message.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(message.error())
-            if message.offset() + 1 >= ends.get(message.partition(), 0):
-                caught_up.add(message.partition())
+                    at_end.add(message.partition())
+                    if not wait and len(at_end) == len(partitions):
+                        return
+                elif message.error().fatal():
+                    raise KafkaException(message.error())
+                continue  # transient (a broker restarting): the client reconnects by itself
             if message.key() != job_id.encode():
-                if not wait and len(caught_up) == len(partitions):
-                    return
                 continue
             try:
                 event = decode_event(message.value())
@@ -139,8 +138,6 @@ def follow_status(settings: Settings, job_id: str, *, wait: bool, timeout: float
                 yield event
                 if wait and event.status.is_final:
                     return
-            if not wait and len(caught_up) == len(partitions):
-                return
     finally:
         consumer.close()
 

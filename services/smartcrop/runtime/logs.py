@@ -6,7 +6,9 @@ import contextvars
 import json
 import logging
 import os
+import re
 import sys
+import time
 from datetime import datetime, timezone
 
 current_job: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
@@ -31,6 +33,32 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+class RepeatLimiter(logging.Filter):
+    """Lets one of each kind of message through per ``interval``: a broker that is down makes the Kafka client
+    report the same refused connection many times a second, which would bury everything else in the log."""
+
+    def __init__(self, interval: float = 30.0):
+        super().__init__()
+        self.interval = interval
+        self.last_seen: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = re.sub(r"\d+", "#", record.getMessage())[:160]
+        now = time.monotonic()
+        if now - self.last_seen.get(kind, float("-inf")) < self.interval:
+            return False
+        self.last_seen[kind] = now
+        return True
+
+
+def kafka_client_logger() -> logging.Logger:
+    """Where the Kafka clients' own log lines go: into the JSON log, rate-limited, not raw onto stderr."""
+    logger = logging.getLogger("smartcrop.kafka.client")
+    if not any(isinstance(f, RepeatLimiter) for f in logger.filters):
+        logger.addFilter(RepeatLimiter())
+    return logger
 
 
 def setup_service_logging(service: str) -> None:

@@ -73,7 +73,10 @@ class HealthServer:
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # the prober gave up waiting; nothing to do
+                    pass
 
             def log_message(self, *args):  # keep scrapes out of the service log
                 pass

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import signal
 import threading
 import time
@@ -25,22 +24,22 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from smartcrop.cancellation import CancelWatch
 from smartcrop.errors import CANCELLED, CODES, classify
 from smartcrop.events import ErrorInfo, Event, JobState, JobStatus, decode_event, encode_event
 from smartcrop.runtime import metrics
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.kafka import admin_client, client_config, producer_config
 from smartcrop.runtime.logs import current_job
+from smartcrop.runtime.retry import backoff
 from smartcrop.runtime.secrets import SecretBox
 from smartcrop.runtime.serde import SerdeError
 from smartcrop.runtime.storage import S3Storage, StorageError
-from smartcrop.stage import JobCancelled, Stage, StageContext
+from smartcrop.stage import Stage, StageContext
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 5
-BACKOFF_BASE = 1.0
-BACKOFF_CAP = 30.0
+COMMIT_ATTEMPTS = 8
 PROGRESS_INTERVAL = 1.0
 
 
@@ -52,11 +51,6 @@ class _Work:
 
     def cancelled(self) -> bool:
         return self.stop_reason is not None
-
-
-def backoff(attempt: int) -> float:
-    """Full-jitter exponential backoff, capped."""
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
 
 
 class StageService:
@@ -73,6 +67,7 @@ class StageService:
         self.input_topic = settings.topic(stage.input_topic)
         self._alive_at = time.monotonic()
         self._ready_cache = (0.0, False)
+        self._committed: dict[tuple[str, int], int | None] = {}  # next offset to consume, per owned partition
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.status_producer: Producer | None = None
@@ -87,10 +82,14 @@ class StageService:
         self._retry_forever("create bucket", self.storage.ensure_bucket)
         if self.warmup is not None:
             self.warmup(self.settings)
-        self.consumer = Consumer(client_config(self.settings, **{
-            "group.id": self.group_id, "enable.auto.commit": False, "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed", "session.timeout.ms": 30000, "max.poll.interval.ms": 300000,
-            "statistics.interval.ms": 15000, "stats_cb": self._on_stats}))
+        # the main thread polls all through a job, so a short session timeout is safe and a dead instance's
+        # partitions move on within seconds; max.poll.interval.ms stays at its default
+        self.consumer = Consumer(client_config(
+            self.settings, {"session.timeout.ms": self.settings.kafka_session_timeout_ms,
+                            "heartbeat.interval.ms": max(500, self.settings.kafka_session_timeout_ms // 5),
+                            "statistics.interval.ms": 15000},
+            **{"group.id": self.group_id, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+               "isolation.level": "read_committed", "stats_cb": self._on_stats}))
         self.producer = Producer(producer_config(self.settings, **{
             "transactional.id": f"{self.group_id}-{self.settings.instance_id}", "transaction.timeout.ms": 60000}))
         self.status_producer = Producer(producer_config(self.settings))
@@ -168,7 +167,7 @@ class StageService:
         try:
             outcome = self._work_on(event, message)
             metrics.MESSAGES.labels(self.stage.name, outcome).inc()
-            if outcome in ("completed", "failed"):
+            if outcome in ("completed", "failed", "cancelled"):
                 metrics.STAGE_SECONDS.labels(self.stage.name).observe(time.monotonic() - started)
         finally:
             metrics.IN_FLIGHT.labels(self.stage.name).dec()
@@ -178,6 +177,7 @@ class StageService:
 
     def _work_on(self, event: Event, message) -> str:
         work = self.work = _Work()
+        requested = CancelWatch(self.storage, event.job_id)
         throttle = metrics.Throttle(PROGRESS_INTERVAL)
         self._send_status(JobStatus(event.job_id, JobState.RUNNING, self.stage.name, self.stage.percent(0.0)))
 
@@ -188,12 +188,17 @@ class StageService:
                                             self.stage.percent(fraction)))
 
         ctx = StageContext(settings=self.settings, storage=self.storage, secrets=self.box, progress=progress,
-                           is_cancelled=work.cancelled,
+                           is_cancelled=lambda: work.cancelled() or requested(),
                            count_frames=metrics.FRAMES.labels(self.stage.name).inc,
                            count_inference=metrics.INFERENCE_SECONDS.labels(self.stage.name).inc)
+
+        def handle() -> list[Event]:
+            ctx.check_cancelled()  # a job cancelled while it waited in the topic is not started
+            return list(self.stage.handler(event, ctx))
+
         try:
-            for attempt in range(MAX_ATTEMPTS):
-                future = self.executor.submit(self.stage.handler, event, ctx)
+            for attempt in range(self.settings.job_attempts):
+                future = self.executor.submit(handle)
                 self._poll_while(future)
                 if work.cancelled():
                     future.exception()  # let the handler finish unwinding; its result is thrown away
@@ -202,7 +207,7 @@ class StageService:
                     return "abandoned"
                 exc = future.exception()
                 if exc is None:
-                    outputs = list(future.result())
+                    outputs = future.result()
                     if not any(isinstance(o, JobStatus) for o in outputs):
                         outputs.append(JobStatus(event.job_id, JobState.RUNNING, self.stage.name,
                                                  self.stage.percent(1.0)))
@@ -211,20 +216,26 @@ class StageService:
                         metrics.JOBS_COMPLETED.labels(self.stage.name).inc()
                     return "completed"
                 failure = classify(exc)
-                if failure.transient and attempt + 1 < MAX_ATTEMPTS:
+                if failure.code == CANCELLED:
+                    log.info("job cancelled")
+                    self._commit([JobStatus(event.job_id, JobState.CANCELLED, self.stage.name,
+                                            self.stage.percent(0.0), message=f"cancelled in the {self.stage.name}",
+                                            error=ErrorInfo(failure.code, failure.message))], message)
+                    return "cancelled"
+                if failure.transient and attempt + 1 < self.settings.job_attempts:
                     delay = backoff(attempt)
                     metrics.RETRIES.labels(self.stage.name).inc()
                     log.warning("transient fault, retrying in %.1fs: %s", delay, failure.message,
                                 extra={"attempt": attempt + 1})
                     self._sleep_polling(delay)
+                    if self.stopping.is_set():
+                        self._rewind(message)
+                        return "abandoned"
                     continue
-                if isinstance(exc, JobCancelled):
-                    failure = classify(exc)
                 log.error("job failed: %s", failure.message, extra={"code": failure.code},
                           exc_info=exc if failure.code == "internal" else None)
                 metrics.FAILURES.labels(self.stage.name, failure.code).inc()
-                state = JobState.CANCELLED if failure.code == CANCELLED else JobState.FAILED
-                self._commit([JobStatus(event.job_id, state, self.stage.name, self.stage.percent(0.0),
+                self._commit([JobStatus(event.job_id, JobState.FAILED, self.stage.name, self.stage.percent(0.0),
                                         error=ErrorInfo(failure.code, failure.message))], message)
                 return "failed"
             raise AssertionError("unreachable")
@@ -264,7 +275,7 @@ class StageService:
     def _commit(self, outputs: list[Event], message, *, dlq: tuple[bytes, list] | None = None) -> None:
         """Outputs and the input offset in one transaction; on a retriable failure try again, else redo."""
         offsets = [TopicPartition(message.topic(), message.partition(), message.offset() + 1)]
-        for attempt in range(MAX_ATTEMPTS):
+        for attempt in range(COMMIT_ATTEMPTS):
             try:
                 self.producer.begin_transaction()
                 for event in outputs:
@@ -276,6 +287,7 @@ class StageService:
                                           headers=headers)
                 self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
                 self.producer.commit_transaction(30)
+                self._committed[(message.topic(), message.partition())] = message.offset() + 1
                 return
             except KafkaException as exc:
                 error = exc.args[0]
@@ -297,7 +309,7 @@ class StageService:
                     self._sleep_polling(backoff(attempt))
                     continue
                 raise
-        log.error("could not commit after %d attempts; the job will be redone", MAX_ATTEMPTS)
+        log.error("could not commit after %d attempts; the job will be redone", COMMIT_ATTEMPTS)
         self._rewind(message)
 
     def _send_status(self, status: JobStatus) -> None:
@@ -321,23 +333,48 @@ class StageService:
     # ---- callbacks -----------------------------------------------------------------------------------------
 
     def _on_assign(self, consumer, partitions) -> None:
+        """Take the partitions now, and pause them if a job is in hand: a partition keeps its paused flag across a
+        revoke and a re-assign, so one lost mid-job would otherwise never be consumed again."""
         log.info("assigned %s", [f"{p.topic}[{p.partition}]" for p in partitions])
+        consumer.assign(partitions)
+        if self.work is not None:
+            consumer.pause(partitions)
+        else:
+            consumer.resume(partitions)
+        try:
+            for tp in consumer.committed(partitions, timeout=10):
+                self._committed[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
+        except KafkaException as exc:
+            log.warning("cannot read committed offsets (the lag metric waits for the next commit): %s", exc)
 
     def _on_revoke(self, consumer, partitions) -> None:
         log.info("revoked %s", [f"{p.topic}[{p.partition}]" for p in partitions])
+        for tp in partitions:  # another instance reports these now
+            self._committed.pop((tp.topic, tp.partition), None)
+            try:
+                metrics.CONSUMER_LAG.remove(self.stage.name, tp.topic, str(tp.partition))
+            except KeyError:
+                pass
         if self.work is not None:
             self.work.stop_reason = "revoked"
 
     def _on_stats(self, stats_json: str) -> None:
+        """Lag per owned partition: the last stable offset minus what this group has committed. librdkafka's own
+        ``consumer_lag`` stays -1 here, because offsets are committed through the producer's transactions."""
         try:
             stats = json.loads(stats_json)
             for topic, data in stats.get("topics", {}).items():
                 for partition, info in data.get("partitions", {}).items():
-                    lag = info.get("consumer_lag", -1)
-                    if partition != "-1" and lag is not None and lag >= 0:
-                        metrics.CONSUMER_LAG.labels(self.stage.name, topic, partition).set(lag)
-        except (ValueError, AttributeError):
-            pass
+                    key = (topic, int(partition))
+                    end = info.get("ls_offset", -1)
+                    if key not in self._committed or end is None or end < 0:
+                        continue
+                    start = self._committed[key]
+                    if start is None:  # nothing committed yet: the group starts from the earliest offset
+                        start = max(0, info.get("lo_offset", 0))
+                    metrics.CONSUMER_LAG.labels(self.stage.name, topic, partition).set(max(0, end - start))
+        except (ValueError, AttributeError, TypeError):
+            log.debug("unreadable client statistics", exc_info=True)
 
     def _retry_forever(self, what: str, action) -> None:
         attempt = 0

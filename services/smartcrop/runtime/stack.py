@@ -411,6 +411,20 @@ def up(*, with_services: bool = False, replicas: dict[str, int] | None = None, e
     return pids
 
 
+def stop_component(config: StackConfig, component: str, *, echo=print, timeout: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``; the pid file goes either way."""
+    pid = component_pid(config, component)
+    if pid is not None:
+        echo(f"stopping {component} (pid {pid})")
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and component_pid(config, component) is not None:
+            time.sleep(0.2)
+        if component_pid(config, component) is not None:
+            os.killpg(pid, signal.SIGKILL)
+    config.pid_file(component).unlink(missing_ok=True)
+
+
 def down(*, echo=print, config: StackConfig | None = None, timeout: float = 20.0) -> None:
     config = config or StackConfig.from_env()
     if not config.run.exists():
@@ -418,16 +432,7 @@ def down(*, echo=print, config: StackConfig | None = None, timeout: float = 20.0
     components = sorted((p.stem for p in config.run.glob("*.pid")),
                         key=lambda c: (c.split("-")[0] in ("kafka", "minio"), c))  # services first
     for component in components:
-        pid = component_pid(config, component)
-        if pid is not None:
-            echo(f"stopping {component} (pid {pid})")
-            os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and component_pid(config, component) is not None:
-                time.sleep(0.2)
-            if component_pid(config, component) is not None:
-                os.killpg(pid, signal.SIGKILL)
-        config.pid_file(component).unlink(missing_ok=True)
+        stop_component(config, component, echo=echo, timeout=timeout)
 
 
 def status(config: StackConfig | None = None) -> dict[str, dict]:

@@ -8,6 +8,7 @@ job overwrites its own objects instead of leaving duplicates.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -17,6 +18,9 @@ from typing import Iterator, Protocol
 from urllib.parse import unquote, urlsplit
 
 from smartcrop.runtime.config import Settings
+from smartcrop.runtime.retry import retry_for
+
+log = logging.getLogger(__name__)
 
 
 class StorageError(RuntimeError):
@@ -39,6 +43,8 @@ class Storage(Protocol):
     def get_bytes(self, uri: str) -> bytes: ...
 
     def local_copy(self, uri: str) -> contextlib.AbstractContextManager[Path]: ...
+
+    def exists(self, key: str) -> bool: ...
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -95,6 +101,9 @@ class LocalStorage:
             raise ObjectNotFound(f"no such object: {uri}")
         yield path
 
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -119,14 +128,23 @@ class S3Location:
         return f"s3://{self.endpoint}/{self.bucket}/{self.key}"
 
 
-def s3_client(endpoint: str, access_key: str | None, secret_key: str | None, secure: bool | None = None):
-    """A MinIO client; ``endpoint`` may carry a scheme (``https://``) which decides TLS."""
+def s3_client(endpoint: str, access_key: str | None, secret_key: str | None, secure: bool | None = None, *,
+              quick: bool = False):
+    """A MinIO client; ``endpoint`` may carry a scheme (``https://``) which decides TLS. A ``quick`` client answers
+    within seconds and never retries: for probes and checks that must not hang while the store is down."""
     from minio import Minio
 
     parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
     if secure is None:
         secure = parts.scheme == "https"
-    return Minio(parts.netloc, access_key=access_key or None, secret_key=secret_key or None, secure=secure)
+    http_client = None
+    if quick:
+        import urllib3
+
+        http_client = urllib3.PoolManager(timeout=urllib3.Timeout(connect=2, read=3), retries=urllib3.Retry(total=0),
+                                          maxsize=2)
+    return Minio(parts.netloc, access_key=access_key or None, secret_key=secret_key or None, secure=secure,
+                 http_client=http_client)
 
 
 def _wrap_s3_errors(action: str, location: str):
@@ -148,18 +166,35 @@ def _wrap_s3_errors(action: str, location: str):
     return guard()
 
 
-class S3Storage:
-    """Job data in one bucket of an S3 API server (MinIO in the local stack)."""
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, StorageError) and not isinstance(exc, ObjectNotFound)
 
-    def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str):
+
+class S3Storage:
+    """Job data in one bucket of an S3 API server (MinIO in the local stack).
+
+    Reads and writes ride out a storage outage of up to ``retry_seconds`` (a MinIO restart, a network blip) with
+    backoff, so minutes of detection are not thrown away because the final write met a closed port.
+    """
+
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str, retry_seconds: float = 0.0):
         parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
         self.host = parts.netloc
         self.bucket = bucket
+        self.retry_seconds = retry_seconds
         self.client = s3_client(endpoint, access_key, secret_key)
+        self.quick_client = s3_client(endpoint, access_key, secret_key, quick=True)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "S3Storage":
-        return cls(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_bucket)
+        return cls(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_bucket,
+                   retry_seconds=settings.storage_retry_seconds)
+
+    def _retrying(self, action):
+        def log_retry(exc: BaseException, delay: float) -> None:
+            log.warning("storage unavailable, retrying in %.1fs: %s", delay, exc)
+
+        return retry_for(self.retry_seconds, action, transient=_is_transient, on_retry=log_retry)
 
     def ensure_bucket(self) -> None:
         with _wrap_s3_errors("create bucket", self.bucket):
@@ -169,7 +204,7 @@ class S3Storage:
     def ping(self) -> bool:
         try:
             with _wrap_s3_errors("check bucket", self.bucket):
-                return self.client.bucket_exists(self.bucket)
+                return self.quick_client.bucket_exists(self.bucket)
         except StorageError:
             return False
 
@@ -185,25 +220,44 @@ class S3Storage:
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
         import io
 
-        with _wrap_s3_errors("write", self.uri(key)):
-            self.client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+        def write() -> None:
+            with _wrap_s3_errors("write", self.uri(key)):
+                self.client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+
+        self._retrying(write)
         return self.uri(key)
 
     def put_file(self, key: str, path: Path, content_type: str | None = None) -> str:
-        with _wrap_s3_errors("upload", self.uri(key)):
-            self.client.fput_object(self.bucket, key, str(path),
-                                    content_type=content_type or "application/octet-stream")
+        def upload() -> None:
+            with _wrap_s3_errors("upload", self.uri(key)):
+                self.client.fput_object(self.bucket, key, str(path),
+                                        content_type=content_type or "application/octet-stream")
+
+        self._retrying(upload)
         return self.uri(key)
 
     def get_bytes(self, uri: str) -> bytes:
         location = self._location(uri)
-        with _wrap_s3_errors("read", uri):
-            response = self.client.get_object(location.bucket, location.key)
-            try:
-                return response.read()
-            finally:
-                response.close()
-                response.release_conn()
+
+        def read() -> bytes:
+            with _wrap_s3_errors("read", uri):
+                response = self.client.get_object(location.bucket, location.key)
+                try:
+                    return response.read()
+                finally:
+                    response.close()
+                    response.release_conn()
+
+        return self._retrying(read)
+
+    def exists(self, key: str) -> bool:
+        """One quick look, no retries: callers poll it and must not stall while the store is down."""
+        try:
+            with _wrap_s3_errors("check", self.uri(key)):
+                self.quick_client.stat_object(self.bucket, key)
+            return True
+        except ObjectNotFound:
+            return False
 
     @contextlib.contextmanager
     def local_copy(self, uri: str) -> Iterator[Path]:
@@ -211,6 +265,9 @@ class S3Storage:
         suffix = Path(location.key).suffix
         with tempfile.TemporaryDirectory(prefix="smartcrop-") as tmp:
             path = Path(tmp) / f"object{suffix}"
-            with _wrap_s3_errors("download", uri):
-                self.client.fget_object(location.bucket, location.key, str(path))
+            def download() -> None:
+                with _wrap_s3_errors("download", uri):
+                    self.client.fget_object(location.bucket, location.key, str(path))
+
+            self._retrying(download)
             yield path
