@@ -9,6 +9,7 @@ topic (read_committed), and exactly one output object.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -174,3 +175,18 @@ def test_object_storage_down_for_20_seconds_mid_job_is_ridden_out(fault_stack, f
     assert not ready_while_down, "a service must not report ready while its object store is down"
     assert_exactly_once(fault_settings, job_id)
     fault_services.wait_ready(timeout=30)
+
+
+def test_sigterm_mid_job_stops_cleanly_and_commits_nothing_half_done(fault_services, fault_settings, fault_clip):
+    job_id = f"sigterm-{os.urandom(3).hex()}"
+    publish_job(fault_settings, job(fault_clip, job_id))
+    wait_until_running_in(fault_settings, job_id, "detector")
+    process = fault_services.processes["detector"]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+    assert "job abandoned (shutdown)" in fault_services.log("detector")
+    assert committed_events(fault_settings, "detections", job_id) == []
+    fault_services.start("detector")
+    final = final_status(fault_settings, job_id)
+    assert final.status is JobState.COMPLETED, final.to_json()
+    assert_exactly_once(fault_settings, job_id)

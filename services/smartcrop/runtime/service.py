@@ -67,7 +67,7 @@ class StageService:
         self.input_topic = settings.topic(stage.input_topic)
         self._alive_at = time.monotonic()
         self._ready_cache = (0.0, False)
-        self._committed: dict[tuple[str, int], int | None] = {}  # next offset to consume, per owned partition
+        self._committed: dict[tuple[str, int], int] = {}  # owned partitions -> next offset committed here (or -1)
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.status_producer: Producer | None = None
@@ -341,11 +341,8 @@ class StageService:
             consumer.pause(partitions)
         else:
             consumer.resume(partitions)
-        try:
-            for tp in consumer.committed(partitions, timeout=10):
-                self._committed[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
-        except KafkaException as exc:
-            log.warning("cannot read committed offsets (the lag metric waits for the next commit): %s", exc)
+        for tp in partitions:  # no blocking calls here: this runs inside poll(), mid-rebalance
+            self._committed.setdefault((tp.topic, tp.partition), -1)
 
     def _on_revoke(self, consumer, partitions) -> None:
         log.info("revoked %s", [f"{p.topic}[{p.partition}]" for p in partitions])
@@ -359,20 +356,17 @@ class StageService:
             self.work.stop_reason = "revoked"
 
     def _on_stats(self, stats_json: str) -> None:
-        """Lag per owned partition: the last stable offset minus what this group has committed. librdkafka's own
+        """Lag per owned partition: the last stable offset minus where this group stands. librdkafka's own
         ``consumer_lag`` stays -1 here, because offsets are committed through the producer's transactions."""
         try:
             stats = json.loads(stats_json)
             for topic, data in stats.get("topics", {}).items():
                 for partition, info in data.get("partitions", {}).items():
                     key = (topic, int(partition))
-                    end = info.get("ls_offset", -1)
-                    if key not in self._committed or end is None or end < 0:
-                        continue
-                    start = self._committed[key]
-                    if start is None:  # nothing committed yet: the group starts from the earliest offset
-                        start = max(0, info.get("lo_offset", 0))
-                    metrics.CONSUMER_LAG.labels(self.stage.name, topic, partition).set(max(0, end - start))
+                    if key in self._committed:
+                        lag = partition_lag(info, self._committed[key])
+                        if lag is not None:
+                            metrics.CONSUMER_LAG.labels(self.stage.name, topic, partition).set(lag)
         except (ValueError, AttributeError, TypeError):
             log.debug("unreadable client statistics", exc_info=True)
 
@@ -389,6 +383,23 @@ class StageService:
                 log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
                 time.sleep(delay)
                 attempt += 1
+
+
+def partition_lag(info: dict, committed_here: int) -> int | None:
+    """Messages not yet done in one partition, from librdkafka's statistics and our own last commit.
+
+    Where the group stands is the furthest of: the offset committed when the partition was assigned
+    (``committed_offset``), the next message handed to the application (``app_offset``) and what this instance
+    committed since. With none known the group starts at the earliest offset (``auto.offset.reset``). A commit
+    marker of an upstream transaction takes an offset too, so an idle partition may show a lag of 1.
+    """
+    end = info.get("ls_offset", -1)  # read_committed: the last stable offset
+    if end is None or end < 0:
+        return None
+    position = max(info.get("committed_offset", -1), info.get("app_offset", -1), committed_here)
+    if position < 0:
+        position = max(0, info.get("lo_offset", 0))
+    return max(0, end - position)
 
 
 def serve(stage_name: str, settings: Settings | None = None) -> None:
