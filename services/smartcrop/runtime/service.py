@@ -73,6 +73,7 @@ class StageService:
         self.input_topic = settings.topic(stage.input_topic)
         self._alive_at = time.monotonic()
         self._ready_cache = (0.0, False)
+        self._lag_reported: set[tuple[str, str]] = set()
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.status_producer: Producer | None = None
@@ -179,6 +180,7 @@ class StageService:
     def _work_on(self, event: Event, message) -> str:
         work = self.work = _Work()
         throttle = metrics.Throttle(PROGRESS_INTERVAL)
+        metrics.LAST_PROGRESS.labels(self.stage.name).set(time.time())  # the clock of "no progress" starts now
         self._send_status(JobStatus(event.job_id, JobState.RUNNING, self.stage.name, self.stage.percent(0.0)))
 
         def progress(fraction: float) -> None:
@@ -329,14 +331,21 @@ class StageService:
             self.work.stop_reason = "revoked"
 
     def _on_stats(self, stats_json: str) -> None:
+        """Lag of the partitions this instance owns; a partition handed to another instance stops being reported
+        here, so summing over instances never counts it twice or keeps a stale value."""
         try:
             stats = json.loads(stats_json)
+            owned = set()
             for topic, data in stats.get("topics", {}).items():
                 for partition, info in data.get("partitions", {}).items():
                     lag = info.get("consumer_lag", -1)
                     if partition != "-1" and lag is not None and lag >= 0:
                         metrics.CONSUMER_LAG.labels(self.stage.name, topic, partition).set(lag)
-        except (ValueError, AttributeError):
+                        owned.add((topic, partition))
+            for topic, partition in self._lag_reported - owned:
+                metrics.CONSUMER_LAG.remove(self.stage.name, topic, partition)
+            self._lag_reported = owned
+        except (ValueError, AttributeError, KeyError):
             pass
 
     def _retry_forever(self, what: str, action) -> None:
