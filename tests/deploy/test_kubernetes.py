@@ -75,7 +75,7 @@ def test_probes_limits_and_a_locked_down_container(built, overlay):
 def test_configuration_comes_from_the_configmap_and_credentials_from_the_secret(built, overlay):
     docs = built[overlay]
     configmaps = of_kind(docs, "ConfigMap")
-    for stage, deployment in stage_deployments(docs).items():
+    for deployment in stage_deployments(docs).values():
         sources = the_container(deployment)["envFrom"]
         (config,) = [source["configMapRef"]["name"] for source in sources if "configMapRef" in source]
         (secret,) = [source["secretRef"]["name"] for source in sources if "secretRef" in source]

@@ -338,14 +338,14 @@ class StageService:
             owned = set()
             for topic, data in stats.get("topics", {}).items():
                 for partition, info in data.get("partitions", {}).items():
-                    lag = info.get("consumer_lag", -1)
-                    if partition != "-1" and lag is not None and lag >= 0:
+                    lag = partition_lag(info) if partition != "-1" else None
+                    if lag is not None:
                         metrics.CONSUMER_LAG.labels(self.stage.name, topic, partition).set(lag)
                         owned.add((topic, partition))
             for topic, partition in self._lag_reported - owned:
                 metrics.CONSUMER_LAG.remove(self.stage.name, topic, partition)
             self._lag_reported = owned
-        except (ValueError, AttributeError, KeyError):
+        except (ValueError, AttributeError, KeyError, TypeError):
             pass
 
     def _retry_forever(self, what: str, action) -> None:
@@ -361,6 +361,21 @@ class StageService:
                 log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
                 time.sleep(delay)
                 attempt += 1
+
+
+def partition_lag(info: dict) -> int | None:
+    """Messages after this consumer's position in one partition, from librdkafka's statistics; None where unknown.
+
+    librdkafka's own ``consumer_lag`` counts from the committed offset, which a consumer never learns when its
+    offsets are committed in a producer transaction, as ours are; the position of the last message handed to the
+    application (``app_offset``) is known once this instance has consumed from the partition. Partitions it does
+    not own have neither.
+    """
+    end = info.get("ls_offset", -1)  # read_committed: the last stable offset
+    position = max(info.get("app_offset", -1), info.get("committed_offset", -1))
+    if end is None or end < 0 or position < 0:
+        return None
+    return max(0, end - position)
 
 
 def serve(stage_name: str, settings: Settings | None = None) -> None:
