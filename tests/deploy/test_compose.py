@@ -95,9 +95,9 @@ def test_the_gpu_override_gives_the_detector_a_gpu():
 def test_every_setting_from_the_environment_is_documented_in_the_readme():
     configuration = README.split("## Configuration", 1)[1]
     text = "\n".join((REPO / name).read_text() for name in COMPOSE_FILES)
-    for variable in set(re.findall(r"\$\{([A-Z_]+)", text)):
+    for variable in set(re.findall(r"\$\{([A-Z0-9_]+)", text)):
         assert f"`{variable}`" in README, f"{variable} (read by the Compose files) is not in the README"
-    for variable in set(re.findall(r"\b(SMARTCROP_[A-Z_]+):", text)):
+    for variable in set(re.findall(r"\b(SMARTCROP_[A-Z0-9_]+):", text)):
         assert variable in configuration, f"{variable} is not in the README's Configuration table"
 
 
