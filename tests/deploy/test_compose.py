@@ -48,7 +48,9 @@ def test_the_stack_is_complete(compose):
 def test_long_running_services_have_healthchecks_and_one_shots_do_not_restart(compose):
     for name, service in compose["services"].items():
         one_shot = service.get("restart") == "no" or "profiles" in service
-        if not one_shot:
+        if one_shot:
+            assert service["healthcheck"] == {"disable": True}, f"{name} would inherit the stages' healthcheck"
+        else:
             assert "test" in service.get("healthcheck", {}), f"{name} has no healthcheck"
             assert service.get("restart") == "unless-stopped", name
 
