@@ -10,7 +10,7 @@ VIDEO  ?=
 OUT    ?= demo-output
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv stack-up stack-down bench lint clean
+.PHONY: demo test venv stack-up stack-down bench lint clean tools
 
 venv: $(STAMP)
 
@@ -32,6 +32,9 @@ stack-up: $(STAMP)
 
 stack-down: $(STAMP)
 	$(BIN)/smartcrop stack down
+
+tools: $(STAMP)
+	$(BIN)/python -m tests.tools
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("stage", choices=["detector", "tracker", "planner", "encoder"])
     serve.set_defaults(func=cmd_serve)
 
+    init = commands.add_parser("init", help="create the topics and the bucket if missing (deployments run it once)")
+    init.add_argument("--partitions", type=int, default=6, help="partitions per new topic: the most replicas a "
+                      "stage can use (default 6)")
+    init.add_argument("--wait", type=float, default=60, help="seconds to wait for Kafka (default 60)")
+    init.set_defaults(func=cmd_init)
+
     stack = commands.add_parser("stack", help="the local Kafka + MinIO stack (no Docker needed)")
     stack_commands = stack.add_subparsers(dest="stack_command", required=True)
     up = stack_commands.add_parser("up", help="start what is not running")
@@ -320,6 +326,19 @@ def cmd_serve(args) -> int:
     from smartcrop.runtime.service import serve
 
     serve(args.stage)
+    return 0
+
+
+def cmd_init(args) -> int:
+    from smartcrop.runtime.config import Settings
+    from smartcrop.runtime.kafka import ensure_topics, wait_for_broker
+    from smartcrop.runtime.storage import S3Storage
+
+    settings = Settings.from_env()
+    wait_for_broker(settings, args.wait)
+    created = ensure_topics(settings, partitions=args.partitions)
+    S3Storage.from_settings(settings).ensure_bucket()
+    print(json.dumps({"topics_created": created, "bucket": settings.s3_bucket}))
     return 0
 
 

@@ -179,6 +179,7 @@ class StageService:
         work = self.work = _Work()
         requested = CancelWatch(self.storage, event.job_id)
         throttle = metrics.Throttle(PROGRESS_INTERVAL)
+        metrics.LAST_PROGRESS.labels(self.stage.name).set(time.time())  # the clock of "no progress" starts now
         self._send_status(JobStatus(event.job_id, JobState.RUNNING, self.stage.name, self.stage.percent(0.0)))
 
         def progress(fraction: float) -> None:
@@ -360,6 +361,7 @@ class StageService:
         ``consumer_lag`` stays -1 here, because offsets are committed through the producer's transactions."""
         try:
             stats = json.loads(stats_json)
+            owned = set()
             for topic, data in stats.get("topics", {}).items():
                 for partition, info in data.get("partitions", {}).items():
                     key = (topic, int(partition))

@@ -1,0 +1,172 @@
+"""A real Prometheus (Debian's package), with the project's scrape config and rules pointed at the four services
+running here, answers every query the dashboard and the alert rules are built on: no panel or alert reads a metric
+that does not exist."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+
+import pytest
+import yaml
+
+from smartcrop.runtime.config import TOPICS
+from smartcrop.runtime.kafka import admin_client
+
+from .. import tools
+from ..conftest import shared_media
+from ..deploy.queries import RULES, SCRAPE_CONFIG, dashboard_expressions, rule_expressions, series_names
+from .conftest import service_env
+from .test_services import CLIP, submit
+
+pytestmark = pytest.mark.integration
+
+SCRAPE_INTERVAL = "1s"
+STAGES = ("detector", "tracker", "planner", "encoder")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def local_scrape_config(services, port: int) -> dict:
+    """deploy/prometheus/prometheus.yml with the Compose service names swapped for the local services' ports."""
+    config = yaml.safe_load(SCRAPE_CONFIG.read_text())
+    config["global"] = {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL}
+    config["rule_files"] = [str(RULES)]
+    for job in config["scrape_configs"]:
+        for group in job["static_configs"]:
+            if job["job_name"] == "smartcrop":
+                group["targets"] = [f"127.0.0.1:{services.ports[group['labels']['service']]}"]
+            else:
+                group["targets"] = [f"127.0.0.1:{port}"]
+    return config
+
+
+class Prometheus:
+    def __init__(self, port: int):
+        self.url = f"http://127.0.0.1:{port}"
+
+    def get(self, path: str, **params) -> dict:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=10) as response:
+            body = json.load(response)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list:
+        return self.get("/api/v1/query", query=expr)["result"]
+
+
+@pytest.fixture(scope="module")
+def prometheus(services, tmp_path_factory):
+    try:
+        binary = tools.prometheus()
+    except tools.ToolError as exc:
+        pytest.fail(f"Prometheus unavailable: {exc}")
+    work = tmp_path_factory.mktemp("prometheus")
+    port = _free_port()
+    (work / "prometheus.yml").write_text(yaml.safe_dump(local_scrape_config(services, port)))
+    log = open(work / "prometheus.log", "wb")
+    process = subprocess.Popen([str(binary), f"--config.file={work / 'prometheus.yml'}",
+                                f"--storage.tsdb.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                               stdout=log, stderr=subprocess.STDOUT)
+    server = Prometheus(port)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (work / "prometheus.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{server.url}/-/ready", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "Prometheus did not become ready"
+            time.sleep(0.5)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+@pytest.fixture(scope="module")
+def one_job_done(services, settings, stack_env, storage, tmp_path_factory):
+    """One short job through every stage: each commits an offset, so each reports its consumer lag."""
+    source = storage.put_file(f"inputs/{uuid.uuid4().hex[:6]}-{CLIP}", shared_media(CLIP))
+    job = {"query": {"source": source, "format": [{"output": "mp4", "aspect_ratio": "1:1", "smart_crop": 1}]}}
+    _, final = submit(settings, stack_env, job, tmp_path_factory.mktemp("job"))
+    assert final["status"] == "completed", final
+
+
+def wait_for_answers(prometheus: Prometheus, expressions: list[str], complete=bool, timeout: float = 90) -> dict:
+    """Each expression's result, waiting while some are not ``complete`` yet (lag is reported every 15 s, rates
+    need two scrapes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answers = {expr: prometheus.query(expr) for expr in expressions}
+        if all(complete(result) for result in answers.values()) or time.monotonic() > deadline:
+            return answers
+        time.sleep(2)
+
+
+def stages_in(result: list) -> set[str]:
+    return {sample["metric"].get("stage") for sample in result}
+
+
+def test_every_stage_is_scraped_and_up(prometheus, one_job_done):
+    answers = wait_for_answers(prometheus, ['up{job="smartcrop"} == 1'])
+    assert {sample["metric"]["service"] for sample in next(iter(answers.values()))} == set(STAGES)
+
+
+def test_every_metric_in_the_dashboard_and_rules_has_series(prometheus, one_job_done):
+    names = sorted(series_names(dashboard_expressions() + rule_expressions()))
+    assert len(names) >= 8
+    answers = wait_for_answers(prometheus, names, complete=lambda result: stages_in(result) == set(STAGES))
+    missing = {name: sorted(set(STAGES) - stages_in(result)) for name, result in answers.items()
+               if stages_in(result) != set(STAGES)}
+    assert not missing, f"metrics with no series in Prometheus for these stages: {missing}"
+
+
+def test_every_dashboard_panel_query_answers(prometheus, one_job_done):
+    answers = wait_for_answers(prometheus, dashboard_expressions())
+    assert not [expr for expr, result in answers.items() if not result], "panels that would show no data"
+
+
+def test_every_rule_loads_and_evaluates_without_error(prometheus, one_job_done):
+    deadline = time.monotonic() + 30
+    while True:
+        rules = [rule for group in prometheus.get("/api/v1/rules")["groups"] for rule in group["rules"]]
+        if rules and all(rule.get("lastEvaluation", "").startswith("20") for rule in rules):
+            break
+        assert time.monotonic() < deadline, rules
+        time.sleep(1)
+    assert len(rules) == len(rule_expressions())
+    assert all(rule["health"] == "ok" for rule in rules), [(r["name"], r.get("lastError")) for r in rules]
+    firing = [alert["labels"]["alertname"] for alert in prometheus.get("/api/v1/alerts")["alerts"]]
+    assert "SmartcropServiceDown" not in firing and "SmartcropInstanceDown" not in firing
+
+
+def test_smartcrop_init_creates_topics_and_bucket(settings, stack_env):
+    prefix = f"init-{uuid.uuid4().hex[:6]}."
+    env = {**service_env(settings, stack_env), "SMARTCROP_TOPIC_PREFIX": prefix}
+    result = subprocess.run([sys.executable, "-m", "smartcrop", "init", "--partitions", "2", "--wait", "30"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    try:
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert sorted(json.loads(result.stdout)["topics_created"]) == sorted(prefix + t for t in TOPICS.values())
+        again = subprocess.run([sys.executable, "-m", "smartcrop", "init", "--wait", "30"], env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and json.loads(again.stdout)["topics_created"] == [], "init is idempotent"
+        metadata = admin_client(settings).list_topics(timeout=10).topics
+        assert len(metadata[prefix + TOPICS["jobs"]].partitions) == 2
+    finally:
+        admin_client(settings).delete_topics([prefix + topic for topic in TOPICS.values()])
