@@ -119,14 +119,34 @@ class S3Location:
         return f"s3://{self.endpoint}/{self.bucket}/{self.key}"
 
 
-def s3_client(endpoint: str, access_key: str | None, secret_key: str | None, secure: bool | None = None):
-    """A MinIO client; ``endpoint`` may carry a scheme (``https://``) which decides TLS."""
+def s3_client(endpoint: str, access_key: str | None, secret_key: str | None, secure: bool | None = None, *,
+              ca_bundle: str | None = None, http_client=None):
+    """A MinIO client; ``endpoint`` may carry a scheme (``https://``) which decides TLS.
+
+    ``ca_bundle`` adds trusted CAs (a private CA's PEM) for TLS; ``http_client`` replaces the connection pool
+    altogether (the SSRF-guarded one for hosts a job names).
+    """
     from minio import Minio
 
     parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
     if secure is None:
         secure = parts.scheme == "https"
-    return Minio(parts.netloc, access_key=access_key or None, secret_key=secret_key or None, secure=secure)
+    if http_client is None and ca_bundle:
+        http_client = _pool_with_ca(ca_bundle)
+    return Minio(parts.netloc, access_key=access_key or None, secret_key=secret_key or None, secure=secure,
+                 http_client=http_client)
+
+
+def _pool_with_ca(ca_bundle: str):
+    """MinIO's own default pool, trusting ``ca_bundle``; a missing file fails here, not at the first request."""
+    import urllib3
+
+    if not Path(ca_bundle).is_file():
+        raise StorageError(f"SMARTCROP_S3_CA_BUNDLE: no such file: {ca_bundle}")
+    return urllib3.PoolManager(timeout=urllib3.Timeout(connect=10, read=300), maxsize=10,
+                               cert_reqs="CERT_REQUIRED", ca_certs=ca_bundle,
+                               retries=urllib3.Retry(total=5, backoff_factor=0.2,
+                                                     status_forcelist=[500, 502, 503, 504]))
 
 
 def _wrap_s3_errors(action: str, location: str):
@@ -151,15 +171,16 @@ def _wrap_s3_errors(action: str, location: str):
 class S3Storage:
     """Job data in one bucket of an S3 API server (MinIO in the local stack)."""
 
-    def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str):
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str, ca_bundle: str | None = None):
         parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
         self.host = parts.netloc
         self.bucket = bucket
-        self.client = s3_client(endpoint, access_key, secret_key)
+        self.client = s3_client(endpoint, access_key, secret_key, ca_bundle=ca_bundle)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "S3Storage":
-        return cls(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_bucket)
+        return cls(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_bucket,
+                   ca_bundle=settings.s3_ca_bundle or None)
 
     def ensure_bucket(self) -> None:
         with _wrap_s3_errors("create bucket", self.bucket):
