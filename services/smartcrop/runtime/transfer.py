@@ -9,7 +9,7 @@ from urllib.parse import urljoin, urlsplit
 
 from smartcrop.job import Destination, JobError, check_source_size
 from smartcrop.runtime.config import Settings
-from smartcrop.runtime.netpolicy import NetworkPolicy, guarded_pool_manager
+from smartcrop.runtime.netpolicy import BlockedAddress, NetworkPolicy, guarded_pool_manager
 from smartcrop.runtime.storage import LocalStorage, ObjectNotFound, S3Location, StorageError, file_path, s3_client
 
 MAX_REDIRECTS = 5
@@ -111,8 +111,13 @@ def download_http(url: str, target: Path, settings: Settings) -> None:
     manager = guarded_pool_manager(network_policy(settings), "source", connect_timeout=settings.http_connect_timeout,
                                    read_timeout=settings.http_read_timeout)
     try:
-        for _ in range(MAX_REDIRECTS + 1):
-            response = manager.request("GET", url, redirect=False, retries=False, preload_content=False)
+        for hop in range(MAX_REDIRECTS + 1):
+            try:
+                response = manager.request("GET", url, redirect=False, retries=False, preload_content=False)
+            except BlockedAddress as exc:
+                if hop == 0:
+                    raise
+                raise BlockedAddress("source", f"redirected to {redact(url)}: {exc.message}") from None
             try:
                 if response.status in REDIRECTS and response.headers.get("Location"):
                     url = urljoin(url, response.headers["Location"])
@@ -144,8 +149,8 @@ def _describe(exc: Exception) -> str:
     """An HTTP client error in a few words: its kind, never its message (which may quote URLs with tokens)."""
     from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError, ReadTimeoutError
 
-    for kind, words in ((NameResolutionError, "host name does not resolve"), (ConnectTimeoutError, "connect timeout"),
-                        (ReadTimeoutError, "read timeout"), (NewConnectionError, "connection refused")):
+    for kind, words in ((NameResolutionError, "host name does not resolve"), (NewConnectionError, "connection refused"),
+                        (ConnectTimeoutError, "connect timeout"), (ReadTimeoutError, "read timeout")):
         if isinstance(exc, kind) or isinstance(getattr(exc, "reason", None), kind):
             return words
     return type(exc).__name__
