@@ -202,7 +202,8 @@ def redact(url: str) -> str:
     """A URL without its query string or user info, which may carry tokens."""
     try:
         parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname or ""
+        return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
     except ValueError:
         return "(malformed URL)"
 
