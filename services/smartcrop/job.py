@@ -318,13 +318,16 @@ def _parse_size(value: Any, field: str) -> tuple[int, int]:
     return _optional_dimension(int(match[1]), field), _optional_dimension(int(match[2]), field)
 
 
+MAX_BITRATE_KBPS = 1_000_000
+
+
 def _optional_positive_int(value: Any, field: str, unit: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise JobError(field, f"expected a positive integer ({unit}), got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_BITRATE_KBPS:
+        raise JobError(field, f"expected a positive integer up to {MAX_BITRATE_KBPS} ({unit}), got {value!r}")
     return value
 
 
