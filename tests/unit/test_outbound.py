@@ -298,3 +298,21 @@ def test_services_write_no_local_destination(tmp_path):
         publish_outputs(rendered, [rendered], settings=SERVICE, **kwargs)
     assert publish_outputs(rendered, [rendered], settings=replace(SERVICE, embedded=True), **kwargs) == [
         (tmp_path / "delivered.mp4").as_uri()]
+
+
+def test_the_policy_and_limits_come_from_the_environment(monkeypatch):
+    for key, value in {"ALLOWED_NETWORKS": "10.0.0.0/8, media.internal", "FILE_SOURCE_ROOTS": "/srv/media:/mnt/in",
+                       "HTTP_CONNECT_TIMEOUT": "3", "HTTP_READ_TIMEOUT": "7.5", "MAX_FORMATS": "4",
+                       "MAX_DURATION": "600", "MAX_RESOLUTION": "1080x1920", "MAX_SOURCE_BYTES": "1000000",
+                       "S3_CA_BUNDLE": "/etc/ssl/private-ca.pem"}.items():
+        monkeypatch.setenv(f"SMARTCROP_{key}", value)
+    settings = Settings.from_env()
+    assert settings.allowed_networks == ("10.0.0.0/8", "media.internal")
+    assert settings.file_source_roots == ("/srv/media", "/mnt/in") and not settings.embedded
+    assert (settings.http_connect_timeout, settings.http_read_timeout) == (3.0, 7.5)
+    assert settings.limits == Limits(max_formats=4, max_duration=600.0, max_resolution=(1920, 1080),
+                                     max_source_bytes=1_000_000)
+    assert settings.s3_ca_bundle == "/etc/ssl/private-ca.pem"
+    monkeypatch.setenv("SMARTCROP_MAX_SOURCE_BYTES", "20GB")
+    with pytest.raises(ValueError, match="^SMARTCROP_MAX_SOURCE_BYTES must be an integer, got '20GB'$"):
+        Settings.from_env()
