@@ -20,7 +20,7 @@ MIN_CROP_SIDE = 64
 """A crop narrower or shorter than this (in source display pixels) is not a useful picture."""
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # it names object keys: no slashes, no "..", bounded
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")  # S3 bucket naming rules
+_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{1,61}[A-Za-z0-9]$")  # what S3 clients accept (legacy names too)
 
 
 class Mode(str, Enum):
@@ -413,9 +413,9 @@ def _shown(url: str) -> str:
 
 
 def _check_bucket(bucket: str, field: str) -> None:
-    if not _BUCKET.match(bucket) or ".." in bucket:
-        raise JobError(field, f"bucket {bucket!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, '.' "
-                              f"or '-')")
+    if not _BUCKET.match(bucket) or any(pair in bucket for pair in ("..", ".-", "-.")):
+        raise JobError(field, f"bucket {bucket!r} is not a valid S3 bucket name (3-63 letters, digits, '.', '-' or "
+                              f"'_', starting and ending with a letter or digit)")
 
 
 def _optional_str(raw: Mapping[str, Any], name: str, where: str) -> str | None:

@@ -55,9 +55,9 @@ BAD_JOBS = [
     (fmt(size="1080*1920"), "format[0].size: expected \"WIDTHxHEIGHT\" (e.g. \"1080x1920\"), got '1080*1920'"),
     (fmt(destination={"url": "ftp://h/out.mp4"}),
      "format[0].destination.url: unsupported scheme 'ftp'; expected s3:// or a local path"),
-    (fmt(destination={"url": "s3://h/My_Bucket/out.mp4"}),
-     "format[0].destination.url: bucket 'My_Bucket' is not a valid S3 bucket name (3-63 lowercase letters, digits, "
-     "'.' or '-')"),
+    (fmt(destination={"url": "s3://h/my-/out.mp4"}),
+     "format[0].destination.url: bucket 'my-' is not a valid S3 bucket name (3-63 letters, digits, '.', '-' or '_', "
+     "starting and ending with a letter or digit)"),
     (fmt(destination={"url": "s3://h/bucket/out.mp4", "secret": "x"}), "format[0].destination: give both key and "
                                                                        "secret, or neither"),
     ({"query": {"source": "/v.mp4", "format": [{"output": "mp4"}] * 11}},

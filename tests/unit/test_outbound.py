@@ -187,6 +187,8 @@ def test_a_refused_connection_and_an_unknown_host_are_source_unreadable(tmp_path
             download_http(f"http://127.0.0.1:{port}/x.mp4", tmp_path / "x", LOOPBACK_ALLOWED)
     with pytest.raises(SourceError, match="host name does not resolve"):
         download_http("http://no-such-host.invalid/x.mp4", tmp_path / "x", SERVICE)
+    with pytest.raises(JobError, match=r"^source: '\w{70}\.com' is not a valid host name$"):  # IDNA: label too long
+        download_http(f"http://{'a' * 70}.com/x.mp4", tmp_path / "x", SERVICE)
 
 
 def test_the_download_stops_at_the_size_limit(server, tmp_path):

@@ -84,7 +84,10 @@ class NetworkPolicy:
         One blocked address blocks the host: a name that points both outside and inside is not trusted.
         """
         name = host.strip("[]").lower().rstrip(".")
-        infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+        try:
+            infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+        except UnicodeError:  # an international name that IDNA cannot encode
+            raise JobError(field, f"{host!r} is not a valid host name") from None
         addresses = list(dict.fromkeys(info[4][0] for info in infos))
         if name in self.allowed_hosts:
             return addresses
