@@ -122,9 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
 # run
 
 
-def _job_for_run(args) -> JobSpec:
+def _job_for_run(args, settings) -> JobSpec:
     if args.job is not None:
-        job = load_job_file(args.job)
+        job = load_job_file(args.job, limits=settings.limits)
         if args.input:
             raise CliError("give either INPUT or --job, not both")
     elif args.input:
@@ -152,8 +152,8 @@ def _job_for_run(args) -> JobSpec:
 def cmd_run(args) -> int:
     from smartcrop.runtime.config import Settings
 
-    job = _job_for_run(args)
     settings = Settings.from_env()
+    job = _job_for_run(args, settings)
     result = _run_with_progress(job, settings, quiet=args.quiet)
     status = result.status
     if status.error is not None:
@@ -243,7 +243,7 @@ def cmd_submit(args) -> int:
     from smartcrop.runtime.kafka import EventPublisher
 
     settings = Settings.from_env()
-    job = load_job_file(args.job)
+    job = load_job_file(args.job, limits=settings.limits)
     publisher = EventPublisher(settings)
     publisher.publish(JobStatus(job.job_id, JobState.QUEUED, "submit", 0.0))
     publisher.publish(JobRequested(job=job))

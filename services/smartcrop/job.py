@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 MIN_CROP_SIDE = 64
 """A crop narrower or shorter than this (in source display pixels) is not a useful picture."""
 
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # it names object keys: no slashes, no "..", bounded
+_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{1,61}[A-Za-z0-9]$")  # what S3 clients accept (legacy names too)
+
 
 class Mode(str, Enum):
     STABLE = "stable"
@@ -55,6 +58,23 @@ class JobError(ValueError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one job may ask of a deployment (``SMARTCROP_MAX_*``); the defaults fit a single machine."""
+
+    max_formats: int = 10
+    max_duration: float = 4 * 3600.0  # seconds of source video
+    max_resolution: tuple[int, int] = (7680, 4320)  # long side x short side of the displayed source
+    max_source_bytes: int = 20 * 1024**3
+
+    @staticmethod
+    def parse_resolution(value: str) -> tuple[int, int]:
+        match = re.match(r"^\s*(\d+)\s*x\s*(\d+)\s*$", value)
+        if match is None or int(match[1]) <= 0 or int(match[2]) <= 0:
+            raise ValueError(f"expected WIDTHxHEIGHT, e.g. 7680x4320, got {value!r}")
+        return max(int(match[1]), int(match[2])), min(int(match[1]), int(match[2]))
 
 
 @dataclass(frozen=True)
@@ -141,7 +161,7 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-def load_job_file(path: str | Path, job_id: str | None = None) -> JobSpec:
+def load_job_file(path: str | Path, job_id: str | None = None, limits: Limits | None = None) -> JobSpec:
     """Read a ``{"query": {...}}`` (or a bare query) JSON file."""
     try:
         document = json.loads(Path(path).read_text())
@@ -149,11 +169,14 @@ def load_job_file(path: str | Path, job_id: str | None = None) -> JobSpec:
         raise JobError("job", f"file not found: {path}") from None
     except json.JSONDecodeError as exc:
         raise JobError("job", f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    return parse_job(document, job_id=job_id)
+    except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
+        raise JobError("job", f"cannot read {path}: {type(exc).__name__}") from None
+    return parse_job(document, job_id=job_id, limits=limits)
 
 
-def parse_job(document: Any, job_id: str | None = None) -> JobSpec:
+def parse_job(document: Any, job_id: str | None = None, limits: Limits | None = None) -> JobSpec:
     """Validate a Qencode-style job document; unknown fields are ignored, wrong ones raise :class:`JobError`."""
+    limits = limits or Limits()
     if not isinstance(document, Mapping):
         raise JobError("job", f"expected a JSON object, got {_type_name(document)}")
     query = document.get("query", document)
@@ -173,9 +196,14 @@ def parse_job(document: Any, job_id: str | None = None) -> JobSpec:
         raw_formats = [raw_formats]
     if not isinstance(raw_formats, list) or not raw_formats:
         raise JobError("format", "expected a non-empty list of output formats")
+    if len(raw_formats) > limits.max_formats:
+        raise JobError("format", f"{len(raw_formats)} output formats; a job may have at most {limits.max_formats} "
+                                 f"(SMARTCROP_MAX_FORMATS)")
     formats = tuple(_parse_format(raw, query, f"format[{i}]") for i, raw in enumerate(raw_formats))
-    return JobSpec(job_id=job_id or _optional_str(query, "job_id", "query") or new_job_id(), source=source,
-                   formats=formats)
+    job_id = job_id or _optional_str(query, "job_id", "query") or new_job_id()
+    if not _JOB_ID.match(job_id) or ".." in job_id:
+        raise JobError("job_id", f"expected 1-128 letters, digits, '.', '_' or '-' (no '..'), got {job_id!r}")
+    return JobSpec(job_id=job_id, source=source, formats=formats)
 
 
 def _parse_format(raw: Any, query: Mapping[str, Any], where: str) -> OutputFormat:
@@ -290,13 +318,16 @@ def _parse_size(value: Any, field: str) -> tuple[int, int]:
     return _optional_dimension(int(match[1]), field), _optional_dimension(int(match[2]), field)
 
 
+MAX_BITRATE_KBPS = 1_000_000
+
+
 def _optional_positive_int(value: Any, field: str, unit: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise JobError(field, f"expected a positive integer ({unit}), got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_BITRATE_KBPS:
+        raise JobError(field, f"expected a positive integer up to {MAX_BITRATE_KBPS} ({unit}), got {value!r}")
     return value
 
 
@@ -318,13 +349,17 @@ def _parse_destination(raw: Any, where: str) -> Destination:
     if not isinstance(url, str) or not url.strip():
         raise JobError(f"{where}.url", "required: s3://host[:port]/bucket/key or a local path")
     url = url.strip()
+    _check_characters(url, f"{where}.url")
     if url.startswith("s3://"):
-        parts = urlsplit(url)
+        parts = _split_url(url, f"{where}.url")
         bucket = parts.path.lstrip("/").split("/", 1)[0]
         if not parts.hostname or not bucket:
             raise JobError(f"{where}.url", f"expected s3://host[:port]/bucket/key, got {url!r}")
+        _check_bucket(bucket, f"{where}.url")
+        if parts.username or parts.password:
+            raise JobError(f"{where}.url", "credentials belong in key and secret, not in the URL")
     elif "://" in url and not url.startswith("file://"):
-        raise JobError(f"{where}.url", f"unsupported scheme in {url.split('://')[0]!r}; expected s3:// or a local path")
+        raise JobError(f"{where}.url", f"unsupported scheme {url.split('://')[0]!r}; expected s3:// or a local path")
     key = _optional_str(raw, "key", where)
     secret_value = _optional_str(raw, "secret", where)
     permissions = _optional_str(raw, "permissions", where)
@@ -335,15 +370,52 @@ def _parse_destination(raw: Any, where: str) -> Destination:
 
 
 def _check_source(source: str) -> None:
+    _check_characters(source, "source")
     scheme = source.split("://", 1)[0].lower() if "://" in source else ""
     if scheme and scheme not in ("http", "https", "s3", "file"):
         raise JobError("source", f"unsupported scheme {scheme!r}; expected http(s)://, s3://, file:// or a path")
     if scheme in ("http", "https", "s3"):
-        parts = urlsplit(source)
+        parts = _split_url(source, "source")
         if not parts.hostname:
-            raise JobError("source", f"URL has no host: {source!r}")
-        if scheme == "s3" and len(parts.path.strip("/").split("/", 1)) < 2:
-            raise JobError("source", f"expected s3://host[:port]/bucket/key, got {source!r}")
+            raise JobError("source", f"URL has no host: {_shown(source)}")
+        if scheme == "s3":
+            bucket, _, key = parts.path.lstrip("/").partition("/")
+            if not bucket or not key.strip("/"):
+                raise JobError("source", f"expected s3://host[:port]/bucket/key, got {source!r}")
+            _check_bucket(bucket, "source")
+
+
+def _check_characters(value: str, field: str) -> None:
+    if len(value) > 4096:
+        raise JobError(field, f"longer than 4096 characters ({len(value)})")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise JobError(field, "contains control characters")
+
+
+def _split_url(url: str, field: str):
+    """``urlsplit`` that turns malformed hosts and ports into a :class:`JobError`."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in 0-65535
+        return parts
+    except ValueError as exc:
+        raise JobError(field, f"malformed URL ({exc}): {_shown(url)}") from None
+
+
+def _shown(url: str) -> str:
+    """A URL for an error message: without user info and query, which may carry credentials or tokens."""
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+        return repr(f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url)
+    except ValueError:
+        return "(unparsable)"
+
+
+def _check_bucket(bucket: str, field: str) -> None:
+    if not _BUCKET.match(bucket) or any(pair in bucket for pair in ("..", ".-", "-.")):
+        raise JobError(field, f"bucket {bucket!r} is not a valid S3 bucket name (3-63 letters, digits, '.', '-' or "
+                              f"'_', starting and ending with a letter or digit)")
 
 
 def _optional_str(raw: Mapping[str, Any], name: str, where: str) -> str | None:
@@ -386,6 +458,58 @@ def check_against_source(fmt: OutputFormat, display_width: int, display_height: 
 
 def _even_floor(value: float) -> int:
     return max(2, int(value) // 2 * 2)
+
+
+def check_source_media(duration: float, display_width: int, display_height: int, limits: Limits) -> None:
+    """The deployment's limits on the probed source: duration and resolution."""
+    if duration > limits.max_duration:
+        raise JobError("source", f"the video lasts {duration:.0f} s; the limit is {limits.max_duration:.0f} s "
+                                 f"(SMARTCROP_MAX_DURATION)")
+    long_side, short_side = limits.max_resolution
+    if max(display_width, display_height) > long_side or min(display_width, display_height) > short_side:
+        raise JobError("source", f"the video is {display_width}x{display_height}; the limit is "
+                                 f"{long_side}x{short_side} in either orientation (SMARTCROP_MAX_RESOLUTION)")
+
+
+def check_source_size(size: int, limits: Limits) -> None:
+    """The deployment's limit on the bytes of a source, checked while it is fetched."""
+    if size > limits.max_source_bytes:
+        raise JobError("source", f"the file is larger than the {limits.max_source_bytes} byte limit "
+                                 f"(SMARTCROP_MAX_SOURCE_BYTES)")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# jobs that arrive as events
+
+
+def validate_spec(job: JobSpec, limits: Limits | None = None) -> None:
+    """Check a :class:`JobSpec` that arrived already built (an upstream producer's event) by the same rules as JSON.
+
+    The spec is written back as a query and parsed again, so there is still one set of rules and one set of
+    messages. A sealed secret is stood in for by a placeholder: only its presence matters here.
+    """
+    if not job.job_id:
+        raise JobError("job_id", "required")
+    if not job.formats:
+        raise JobError("format", "expected a non-empty list of output formats")
+    parse_job({"query": {"source": job.source, "format": [_format_document(fmt) for fmt in job.formats]}},
+              job_id=job.job_id, limits=limits)
+
+
+def _format_document(fmt: OutputFormat) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "output": fmt.output.value if isinstance(fmt.output, Enum) else fmt.output,
+        "aspect_ratio": f"{fmt.aspect_ratio.width}:{fmt.aspect_ratio.height}", "smart_crop": int(fmt.smart_crop),
+        "smart_crop_mode": fmt.mode.value if isinstance(fmt.mode, Enum) else fmt.mode,
+        "smart_crop_method": fmt.method.value if isinstance(fmt.method, Enum) else fmt.method,
+        "width": fmt.width, "height": fmt.height, "video_codec": fmt.video_codec, "preset": fmt.preset,
+        "bitrate": fmt.bitrate_kbps, "quality": fmt.quality,
+        "stream": [{"width": s.width, "height": s.height, "bitrate": s.bitrate_kbps} for s in fmt.streams]}
+    if fmt.destination is not None:
+        d = fmt.destination
+        document["destination"] = {"url": d.url, "key": d.key, "secret": None if d.secret is None else "-",
+                                   "permissions": d.permissions}
+    return document
 
 
 # ---------------------------------------------------------------------------------------------------------------------

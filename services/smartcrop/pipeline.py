@@ -9,7 +9,7 @@ import logging
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -65,8 +65,12 @@ class InMemoryBus:
 
 def run_job(job: JobSpec, *, settings: Settings | None = None, work_dir: Path | None = None,
             progress: ProgressCallback | None = None) -> PipelineResult:
-    """Run a validated job to the end; the result's status is ``completed`` or ``failed`` with a code."""
-    settings = settings or Settings.from_env()
+    """Run a validated job to the end; the result's status is ``completed`` or ``failed`` with a code.
+
+    Local paths are the user's own files here: they are read and written wherever they are. The network guard
+    applies as in the services.
+    """
+    settings = replace(settings or Settings.from_env(), embedded=True)
     box = SecretBox.ephemeral()
     bus = InMemoryBus(box)
     table = stages()

@@ -89,7 +89,8 @@ def test_an_unreadable_source_fails_with_a_code(tmp_path, detector_model):
     assert "Traceback" not in result.stderr
 
 
-def test_http_sources_are_downloaded(tmp_path, detector_model):
+def test_http_sources_are_downloaded(tmp_path, detector_model, monkeypatch):
+    monkeypatch.setenv("SMARTCROP_ALLOWED_NETWORKS", "127.0.0.1/32")  # loopback is blocked by default
     import functools
     import http.server
     import threading

@@ -29,7 +29,7 @@ MEDIA = MediaInfo(width=1280, height=720, display_width=1280, display_height=720
 
 
 def a_job(**fmt) -> JobSpec:
-    return parse_job({"query": {"source": "s3://minio:9000/in/clip.mp4", "format": [
+    return parse_job({"query": {"source": "s3://minio:9000/media/clip.mp4", "format": [
         {"output": "advanced_hls", "aspect_ratio": "4:5", "smart_crop": 1, "smart_crop_mode": "stable",
          "stream": [{"size": "720x900", "bitrate": 2000}], **fmt}]}}, job_id="job-1")
 

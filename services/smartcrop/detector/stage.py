@@ -5,9 +5,9 @@ from __future__ import annotations
 from smartcrop.detector.analysis import FacePolicy, analyse, face_policy_for
 from smartcrop.detector.models import load_detector
 from smartcrop.events import DetectionsReady, JobRequested
-from smartcrop.job import check_against_source
+from smartcrop.job import check_against_source, check_source_media, validate_spec
 from smartcrop.media.probe import probe
-from smartcrop.runtime.transfer import ingest_source
+from smartcrop.runtime.transfer import check_destinations, ingest_source
 from smartcrop.stage import StageContext
 
 
@@ -29,9 +29,12 @@ class Lazy:
 def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
     job = event.job
     settings = ctx.settings
+    validate_spec(job, settings.limits)  # the first stage is the edge for jobs produced straight onto Kafka
+    check_destinations(job, settings)
     source_uri = ingest_source(job.source, ctx.storage, job.job_id, settings)
     with ctx.storage.local_copy(source_uri) as path:
         media = probe(path)  # a bad source or an impossible ratio fails here, before any model loads
+        check_source_media(media.duration, media.display_width, media.display_height, settings.limits)
         for index, fmt in enumerate(job.formats):
             check_against_source(fmt, media.display_width, media.display_height, f"format[{index}]")
         # the models load on the inference thread, on first use, while decoding has already begun

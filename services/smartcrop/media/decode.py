@@ -72,7 +72,7 @@ def decode_video(path: str | Path, *, with_audio: bool = False) -> Iterator[Deco
             index += 1
             return DecodedFrame(index=index - 1, t=t, frame=waiting.popleft())
 
-        for packet in container.demux(*streams):
+        for packet in _packets(container, streams):
             try:
                 frames = packet.decode()
             except av.error.FFmpegError as exc:
@@ -96,6 +96,21 @@ def decode_video(path: str | Path, *, with_audio: bool = False) -> Iterator[Deco
             raise MediaError("video stream has no decodable frame")
         if skipped:
             log.info("skipped %d undecodable packets", skipped)
+
+
+def _packets(container, streams) -> Iterator[av.Packet]:
+    """Demuxed packets until the end, or until the container breaks (a truncated or damaged file): the frames
+    before the damage are still a video, and every pass stops at the same place."""
+    packets = container.demux(*streams)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as exc:
+            log.info("the container ends early: %s", exc)
+            return
+        yield packet
 
 
 def display_size(media: MediaInfo, max_side: int | None = None) -> tuple[int, int]:

@@ -74,6 +74,8 @@ def probe(path: str | Path) -> MediaInfo:
             raise MediaError("no video stream in the source")
         video = container.streams.video[0]
         ctx = video.codec_context
+        if ctx is None:
+            raise MediaError("the video stream's codec is unknown")
         width, height = ctx.width, ctx.height
         if not width or not height:
             raise MediaError("video stream has no frame size")

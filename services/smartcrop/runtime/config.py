@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from smartcrop.job import Limits
+
 DEFAULT_DETECTOR_MODEL = "yolo11n.pt"  # an official ultralytics name: downloaded by ultralytics on first use
 DEFAULT_FACE_MODEL = "face_detection_yunet_2023mar.onnx"
 DEFAULT_LANDMARK_MODEL = "face_landmarker.task"
@@ -47,6 +49,22 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {value!r}") from None
 
 
+def _env_list(name: str, separator: str = ",") -> tuple[str, ...]:
+    return tuple(item.strip() for item in (_env(name, "") or "").split(separator) if item.strip())
+
+
+def _limits_from_env() -> Limits:
+    resolution = _env("SMARTCROP_MAX_RESOLUTION")
+    try:
+        max_resolution = Limits.parse_resolution(resolution) if resolution else Limits.max_resolution
+    except ValueError as exc:
+        raise ValueError(f"SMARTCROP_MAX_RESOLUTION: {exc}") from None
+    return Limits(max_formats=_env_int("SMARTCROP_MAX_FORMATS", Limits.max_formats),
+                  max_duration=_env_float("SMARTCROP_MAX_DURATION", Limits.max_duration),
+                  max_resolution=max_resolution,
+                  max_source_bytes=_env_int("SMARTCROP_MAX_SOURCE_BYTES", Limits.max_source_bytes))
+
+
 def cache_home() -> Path:
     """Where the local stack keeps jars, binaries, data and logs: outside any checkout, reused between runs."""
     base = _env("SMARTCROP_HOME") or os.path.join(_env("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "smartcrop")
@@ -70,6 +88,7 @@ class Settings:
     s3_secret_key: str = field(default="", repr=False)
     s3_bucket: str = "smartcrop"
     s3_plain_http_hosts: tuple[str, ...] = ()
+    s3_ca_bundle: str = ""  # PEM file of the CAs trusted for our https:// S3 endpoint (a private CA)
     secret_key: str = field(default="", repr=False)
     detector_model: str = DEFAULT_DETECTOR_MODEL
     face_model: str = DEFAULT_FACE_MODEL
@@ -82,6 +101,12 @@ class Settings:
     kafka_session_timeout_ms: int = 15000  # how soon a dead instance's partitions move to another
     storage_retry_seconds: float = 60.0  # how long a storage read/write rides out an outage before the job retries
     job_attempts: int = 6  # tries per job and stage on transient faults, with backoff between them
+    limits: Limits = field(default_factory=Limits)
+    allowed_networks: tuple[str, ...] = ()  # CIDRs, addresses or host names jobs may reach despite the SSRF guard
+    file_source_roots: tuple[str, ...] = ()  # folders whose files a service may read as sources
+    embedded: bool = False  # a one-process run on the user's own machine: any local path is the user's own file
+    http_connect_timeout: float = 10.0
+    http_read_timeout: float = 60.0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -97,8 +122,7 @@ class Settings:
             s3_access_key=_env("SMARTCROP_S3_ACCESS_KEY", local.get("s3_access_key", "")),
             s3_secret_key=_env("SMARTCROP_S3_SECRET_KEY", local.get("s3_secret_key", "")),
             s3_bucket=_env("SMARTCROP_S3_BUCKET", cls.s3_bucket),
-            s3_plain_http_hosts=tuple(h.strip() for h in (_env("SMARTCROP_S3_PLAIN_HTTP_HOSTS", "") or "").split(",")
-                                      if h.strip()),
+            s3_plain_http_hosts=_env_list("SMARTCROP_S3_PLAIN_HTTP_HOSTS"),
             secret_key=_env("SMARTCROP_SECRET_KEY", local.get("secret_key", "")),
             detector_model=_env("SMARTCROP_DETECTOR_MODEL", DEFAULT_DETECTOR_MODEL),
             face_model=_env("SMARTCROP_FACE_MODEL", DEFAULT_FACE_MODEL),
@@ -111,6 +135,12 @@ class Settings:
             kafka_session_timeout_ms=_env_int("SMARTCROP_KAFKA_SESSION_TIMEOUT_MS", cls.kafka_session_timeout_ms),
             storage_retry_seconds=_env_float("SMARTCROP_STORAGE_RETRY_SECONDS", cls.storage_retry_seconds),
             job_attempts=max(1, _env_int("SMARTCROP_JOB_ATTEMPTS", cls.job_attempts)),
+            s3_ca_bundle=_env("SMARTCROP_S3_CA_BUNDLE", ""),
+            limits=_limits_from_env(),
+            allowed_networks=_env_list("SMARTCROP_ALLOWED_NETWORKS"),
+            file_source_roots=_env_list("SMARTCROP_FILE_SOURCE_ROOTS", os.pathsep),
+            http_connect_timeout=_env_float("SMARTCROP_HTTP_CONNECT_TIMEOUT", cls.http_connect_timeout),
+            http_read_timeout=_env_float("SMARTCROP_HTTP_READ_TIMEOUT", cls.http_read_timeout),
         )
 
     def s3_uses_tls(self, host: str) -> bool:
@@ -119,6 +149,10 @@ class Settings:
         if host == own.netloc:
             return own.scheme == "https"
         return host not in self.s3_plain_http_hosts
+
+    def is_own_s3_host(self, host: str) -> bool:
+        """The deployment's own object store: always reachable, with the deployment's credentials."""
+        return host == urlsplit(self.s3_endpoint if "://" in self.s3_endpoint else f"//{self.s3_endpoint}").netloc
 
     def topic(self, name: str) -> str:
         return self.topic_prefix + TOPICS[name]

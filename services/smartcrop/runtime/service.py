@@ -361,7 +361,6 @@ class StageService:
         ``consumer_lag`` stays -1 here, because offsets are committed through the producer's transactions."""
         try:
             stats = json.loads(stats_json)
-            owned = set()
             for topic, data in stats.get("topics", {}).items():
                 for partition, info in data.get("partitions", {}).items():
                     key = (topic, int(partition))

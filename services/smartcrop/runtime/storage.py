@@ -129,22 +129,40 @@ class S3Location:
 
 
 def s3_client(endpoint: str, access_key: str | None, secret_key: str | None, secure: bool | None = None, *,
-              quick: bool = False):
-    """A MinIO client; ``endpoint`` may carry a scheme (``https://``) which decides TLS. A ``quick`` client answers
-    within seconds and never retries: for probes and checks that must not hang while the store is down."""
+              ca_bundle: str | None = None, http_client=None, quick: bool = False):
+    """A MinIO client; ``endpoint`` may carry a scheme (``https://``) which decides TLS.
+
+    ``ca_bundle`` adds trusted CAs (a private CA's PEM) for TLS; ``http_client`` replaces the connection pool
+    altogether (the SSRF-guarded one for hosts a job names). A ``quick`` client answers within seconds and never
+    retries: for probes and checks that must not hang while the store is down.
+    """
     from minio import Minio
 
     parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
     if secure is None:
         secure = parts.scheme == "https"
-    http_client = None
-    if quick:
-        import urllib3
-
-        http_client = urllib3.PoolManager(timeout=urllib3.Timeout(connect=2, read=3), retries=urllib3.Retry(total=0),
-                                          maxsize=2)
+    if http_client is None and (ca_bundle or quick):
+        http_client = _pool(ca_bundle, quick)
     return Minio(parts.netloc, access_key=access_key or None, secret_key=secret_key or None, secure=secure,
                  http_client=http_client)
+
+
+def _pool(ca_bundle: str | None, quick: bool):
+    """MinIO's own default pool (or a quick one), trusting ``ca_bundle``; a missing file fails here, not at the
+    first request."""
+    import urllib3
+
+    tls = {}
+    if ca_bundle:
+        if not Path(ca_bundle).is_file():
+            raise StorageError(f"SMARTCROP_S3_CA_BUNDLE: no such file: {ca_bundle}")
+        tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": ca_bundle}
+    if quick:
+        return urllib3.PoolManager(timeout=urllib3.Timeout(connect=2, read=3), retries=urllib3.Retry(total=0),
+                                   maxsize=2, **tls)
+    return urllib3.PoolManager(timeout=urllib3.Timeout(connect=10, read=300), maxsize=10, **tls,
+                               retries=urllib3.Retry(total=5, backoff_factor=0.2,
+                                                     status_forcelist=[500, 502, 503, 504]))
 
 
 def _wrap_s3_errors(action: str, location: str):
@@ -177,18 +195,19 @@ class S3Storage:
     backoff, so minutes of detection are not thrown away because the final write met a closed port.
     """
 
-    def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str, retry_seconds: float = 0.0):
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str, retry_seconds: float = 0.0,
+                 ca_bundle: str | None = None):
         parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
         self.host = parts.netloc
         self.bucket = bucket
         self.retry_seconds = retry_seconds
-        self.client = s3_client(endpoint, access_key, secret_key)
-        self.quick_client = s3_client(endpoint, access_key, secret_key, quick=True)
+        self.client = s3_client(endpoint, access_key, secret_key, ca_bundle=ca_bundle)
+        self.quick_client = s3_client(endpoint, access_key, secret_key, ca_bundle=ca_bundle, quick=True)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "S3Storage":
         return cls(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_bucket,
-                   retry_seconds=settings.storage_retry_seconds)
+                   retry_seconds=settings.storage_retry_seconds, ca_bundle=settings.s3_ca_bundle or None)
 
     def _retrying(self, action):
         def log_retry(exc: BaseException, delay: float) -> None:

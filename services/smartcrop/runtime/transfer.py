@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
-from smartcrop.job import Destination
+from smartcrop.job import Destination, JobError, check_source_size
 from smartcrop.runtime.config import Settings
+from smartcrop.runtime.netpolicy import BlockedAddress, NetworkPolicy, guarded_pool_manager
 from smartcrop.runtime.storage import LocalStorage, ObjectNotFound, S3Location, StorageError, file_path, s3_client
 
-MAX_DOWNLOAD_BYTES = int(os.environ.get("SMARTCROP_MAX_DOWNLOAD_BYTES", str(20 * 1024**3)))
-HTTP_TIMEOUT = (10, 60)  # connect, read
+MAX_REDIRECTS = 5
+REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class SourceError(RuntimeError):
@@ -31,6 +31,10 @@ def _suffix(name: str) -> str:
     return suffix if 1 < len(suffix) <= 6 and suffix[1:].isalnum() else ".bin"
 
 
+def network_policy(settings: Settings) -> NetworkPolicy:
+    return NetworkPolicy.parse(settings.allowed_networks)
+
+
 def ingest_source(source: str, storage, job_id: str, settings: Settings) -> str:
     """Make the source readable by every later stage and return its URI.
 
@@ -39,62 +43,169 @@ def ingest_source(source: str, storage, job_id: str, settings: Settings) -> str:
     key = f"jobs/{job_id}/source{_suffix(source)}"
     scheme = source.split("://", 1)[0].lower() if "://" in source else "file"
     if scheme == "file":
-        path = file_path(source)
-        if not path.is_file():
-            raise SourceError(f"source file not found: {path}")
+        path = local_source(source, settings)
+        check_source_size(path.stat().st_size, settings.limits)
         if isinstance(storage, LocalStorage):
             return path.resolve().as_uri()
         return storage.put_file(key, path)
     with tempfile.TemporaryDirectory(prefix="smartcrop-src-") as tmp:
         local = Path(tmp) / f"source{_suffix(source)}"
         if scheme in ("http", "https"):
-            _download_http(source, local)
+            download_http(source, local, settings)
         elif scheme == "s3":
             location = S3Location.parse(source)
-            own = getattr(storage, "host", None) == location.endpoint
-            if own and getattr(storage, "bucket", None) == location.bucket:
+            own = settings.is_own_s3_host(location.endpoint)
+            if own and getattr(storage, "bucket", None) == location.bucket and getattr(storage, "host", None) == \
+                    location.endpoint:
+                _check_s3_size(storage.client, location, settings)
                 return source  # already in our store: read it in place
-            credentials = (settings.s3_access_key, settings.s3_secret_key) if own else (None, None)
-            _download_s3(location, local, credentials, settings.s3_uses_tls(location.endpoint))
+            _download_s3(location, local, settings, own)
         else:
             raise SourceError(f"unsupported source scheme {scheme!r}")
         return storage.put_file(key, local)
 
 
-def _download_http(url: str, target: Path) -> None:
-    import requests
+def check_destinations(job, settings: Settings) -> None:
+    """Refuse, before any work, S3 destinations on addresses jobs may not reach (the upload checks again)."""
+    policy = network_policy(settings)
+    for index, fmt in enumerate(job.formats):
+        if fmt.destination is not None and fmt.destination.is_s3:
+            endpoint = S3Location.parse(fmt.destination.url).endpoint
+            if not settings.is_own_s3_host(endpoint):
+                host, port = _host_port(endpoint, settings.s3_uses_tls(endpoint))
+                policy.check(host, port, f"format[{index}].destination.url")
 
+
+def _host_port(endpoint: str, tls: bool) -> tuple[str, int]:
+    host, _, port = endpoint.rpartition(":") if endpoint.rsplit(":", 1)[-1].isdigit() else (endpoint, "", "")
+    return host, int(port or (443 if tls else 80))
+
+
+def local_source(source: str, settings: Settings) -> Path:
+    """The file behind a path or ``file://`` source.
+
+    An embedded run reads any file of its user. A service reads only files inside ``SMARTCROP_FILE_SOURCE_ROOTS``,
+    after resolving symlinks and ``..``, so a job cannot read the service's own secrets or configuration.
+    """
+    path = file_path(source)
+    if not settings.embedded:
+        if not settings.file_source_roots:
+            raise JobError("source", "local files are not read by the services; use http(s):// or s3://, or set "
+                                     "SMARTCROP_FILE_SOURCE_ROOTS to the folders they may read")
+        if not path.is_absolute():
+            raise JobError("source", f"expected an absolute path, got {str(path)!r}")
+        real = path.resolve()
+        if not any(real.is_relative_to(Path(root).resolve()) for root in settings.file_source_roots):
+            raise JobError("source", f"{str(path)!r} is outside the folders the services may read "
+                                     f"(SMARTCROP_FILE_SOURCE_ROOTS)")
+        path = real
+    if not path.is_file():
+        raise SourceError(f"source file not found: {path}")
+    return path
+
+
+def download_http(url: str, target: Path, settings: Settings) -> None:
+    """Fetch an http(s) source through the SSRF guard, following redirects one checked hop at a time."""
+    from urllib3.exceptions import HTTPError
+
+    manager = guarded_pool_manager(network_policy(settings), "source", connect_timeout=settings.http_connect_timeout,
+                                   read_timeout=settings.http_read_timeout)
     try:
-        with requests.get(url, stream=True, timeout=HTTP_TIMEOUT) as response:
-            if response.status_code != 200:
-                raise SourceError(f"source download failed: HTTP {response.status_code} from {_redact(url)}")
-            written = 0
-            with target.open("wb") as out:
-                for chunk in response.iter_content(1 << 20):
-                    written += len(chunk)
-                    if written > MAX_DOWNLOAD_BYTES:
-                        raise SourceError(f"source is larger than the {MAX_DOWNLOAD_BYTES} byte limit")
-                    out.write(chunk)
-    except requests.RequestException as exc:
-        raise SourceError(f"source download failed: {type(exc).__name__} for {_redact(url)}") from None
+        for hop in range(MAX_REDIRECTS + 1):
+            try:
+                response = manager.request("GET", url, redirect=False, retries=False, preload_content=False)
+            except BlockedAddress as exc:
+                if hop == 0:
+                    raise
+                raise BlockedAddress("source", f"redirected to {redact(url)}: {exc.message}") from None
+            try:
+                if response.status in REDIRECTS and response.headers.get("Location"):
+                    url = urljoin(url, response.headers["Location"])
+                    if urlsplit(url).scheme not in ("http", "https"):
+                        raise JobError("source", f"redirected to an unsupported scheme: {redact(url)}")
+                    continue
+                if response.status != 200:
+                    raise SourceError(f"source download failed: HTTP {response.status} from {redact(url)}")
+                length = response.headers.get("Content-Length", "")
+                if length.isdigit():
+                    check_source_size(int(length), settings.limits)
+                written = 0
+                with target.open("wb") as out:
+                    for chunk in response.stream(1 << 20):
+                        written += len(chunk)
+                        check_source_size(written, settings.limits)
+                        out.write(chunk)
+                return
+            finally:
+                response.release_conn()
+        raise SourceError(f"source download failed: more than {MAX_REDIRECTS} redirects from {redact(url)}")
+    except HTTPError as exc:
+        raise SourceError(f"source download failed: {_describe(exc)} for {redact(url)}") from None
+    finally:
+        manager.clear()
 
 
-def _download_s3(location: S3Location, target: Path, credentials: tuple[str | None, str | None], tls: bool) -> None:
+def _describe(exc: Exception) -> str:
+    """An HTTP client error in a few words: its kind, never its message (which may quote URLs with tokens)."""
+    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError, ReadTimeoutError
+
+    for kind, words in ((NameResolutionError, "host name does not resolve"), (NewConnectionError, "connection refused"),
+                        (ConnectTimeoutError, "connect timeout"), (ReadTimeoutError, "read timeout")):
+        if isinstance(exc, kind) or isinstance(getattr(exc, "reason", None), kind):
+            return words
+    return type(exc).__name__
+
+
+def foreign_s3_client(endpoint: str, access_key: str | None, secret_key: str | None, settings: Settings,
+                      field: str):
+    """A client for an S3 host a job names: through the SSRF guard, unless it is our own store."""
+    if settings.is_own_s3_host(endpoint):
+        return s3_client(endpoint, access_key, secret_key, secure=settings.s3_uses_tls(endpoint),
+                         ca_bundle=settings.s3_ca_bundle or None)
+    tls = settings.s3_uses_tls(endpoint)
+    policy = network_policy(settings)
+    policy.check(*_host_port(endpoint, tls), field)
+    import urllib3
+
+    pool = guarded_pool_manager(policy, field, connect_timeout=settings.http_connect_timeout,
+                                read_timeout=max(settings.http_read_timeout, 300.0),
+                                retries=urllib3.Retry(total=3, backoff_factor=0.2, connect=0,
+                                                      status_forcelist=[500, 502, 503, 504]))
+    return s3_client(endpoint, access_key, secret_key, secure=tls, http_client=pool)
+
+
+def _check_s3_size(client, location: S3Location, settings: Settings) -> None:
     from minio.error import S3Error
 
-    client = s3_client(location.endpoint, *credentials, secure=tls)
     try:
+        check_source_size(client.stat_object(location.bucket, location.key).size or 0, settings.limits)
+    except S3Error as exc:
+        raise SourceError(f"source {location} unreadable: {exc.code}") from None
+
+
+def _download_s3(location: S3Location, target: Path, settings: Settings, own: bool) -> None:
+    from minio.error import S3Error
+    from urllib3.exceptions import HTTPError
+
+    credentials = (settings.s3_access_key, settings.s3_secret_key) if own else (None, None)
+    client = foreign_s3_client(location.endpoint, *credentials, settings, "source")
+    try:
+        _check_s3_size(client, location, settings)
         client.fget_object(location.bucket, location.key, str(target))
     except S3Error as exc:
         raise SourceError(f"source {location} unreadable: {exc.code}") from None
-    except OSError as exc:
-        raise SourceError(f"source {location} unreachable: {type(exc).__name__}") from None
+    except (HTTPError, OSError) as exc:
+        raise SourceError(f"source {location} unreachable: {_describe(exc)}") from None
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """A URL without its query string or user info, which may carry tokens."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+    try:
+        parts = urlsplit(url)
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname or ""
+        return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+    except ValueError:
+        return "(malformed URL)"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -126,10 +237,12 @@ def publish_outputs(rendered: Path, entry_points: list[Path], *, destination: De
         else:
             keys = {rendered: location.key}
         endpoint = location.endpoint
-        client = s3_client(endpoint, destination.key, secret, secure=settings.s3_uses_tls(endpoint))
+        field = f"format[{format_index}].destination.url"
+        client = foreign_s3_client(endpoint, destination.key, secret, settings, field)
         from minio.error import S3Error
+        from urllib3.exceptions import HTTPError
 
-        try:
+        try:  # messages carry the error's kind and code only: a client's message may quote signed requests
             if not client.bucket_exists(location.bucket):
                 raise DestinationError(f"destination bucket {location.bucket!r} does not exist on {endpoint}")
             for path, key in keys.items():
@@ -137,10 +250,13 @@ def publish_outputs(rendered: Path, entry_points: list[Path], *, destination: De
         except S3Error as exc:
             raise DestinationError(f"destination s3://{endpoint}/{location.bucket} refused the upload: "
                                    f"{exc.code}") from None
-        except (OSError, StorageError) as exc:
-            raise DestinationError(f"destination s3://{endpoint} unreachable: {type(exc).__name__}") from None
+        except (HTTPError, OSError, StorageError, ValueError) as exc:
+            raise DestinationError(f"destination s3://{endpoint} unreachable: {_describe(exc)}") from None
         return [f"s3://{endpoint}/{location.bucket}/{keys[p]}" for p in entry_points]
 
+    if not settings.embedded:
+        raise JobError(f"format[{format_index}].destination.url",
+                       "the services deliver to s3:// destinations only; local paths are for smartcrop run")
     target = file_path(destination.url)
     if is_directory:
         target.mkdir(parents=True, exist_ok=True)
