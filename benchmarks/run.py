@@ -5,7 +5,8 @@
 - quality  part A: every method x mode at 9:16 and 1:1 on every clip in ../shared/media, beside a centre crop
 - talking  part B: talking_person (and adaptive) on a composite of two talking heads with a known speaker
 - speed    part C: wall time vs a plain centre-crop transcode, per-stage times, start-up, peak memory, clip length
-- all      A, B and C (the default)
+- services part D: jobs/min and p50/p95 latency over Kafka with 1 vs 2 heavy-stage instances; services vs embedded
+- all      A, B, C and D (the default)
 - test     the metric unit tests (benchmarks/test_metrics.py)
 
 Results go into benchmarks/README.md (each part replaces its own section) and benchmarks/results/PART.json.
@@ -21,7 +22,7 @@ import time
 
 from benchmarks import common
 
-PARTS = ("quality", "talking", "speed")
+PARTS = ("quality", "talking", "speed", "services")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="which part to run (default: all)")
     parser.add_argument("--clips", help="comma-separated words: only clips whose file name contains one "
                         "(quality: all clips; speed: its own clip lists)")
-    parser.add_argument("--reps", type=int, default=3, help="speed: repetitions of each A/B timing (default 3)")
+    parser.add_argument("--reps", type=int, default=3, help="speed: repetitions of each A/B timing (default 3); "
+                        "services: batches per set-up and overhead runs per clip")
+    parser.add_argument("--batch", type=int, default=12, help="services: short jobs published at once (default 12)")
     parser.add_argument("--model", help="detector model (default: $SMARTCROP_DETECTOR_MODEL, else "
                         "../shared/models/yolov8n_int8.onnx), e.g. ../shared/models/yolo11n_int8_openvino_model/")
     parser.add_argument("--refresh", action="store_true", help="recompute cached references and the talking composite")
@@ -58,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         print(f"== {part}")
         try:
-            runner = {"quality": run_quality, "talking": run_talking, "speed": run_speed}[part]
+            runner = {"quality": run_quality, "talking": run_talking, "speed": run_speed,
+                      "services": run_services}[part]
             body = runner(args, model, info, started)
         except Exception as exc:  # noqa: BLE001 - one part failing does not stop the others
             logging.getLogger(__name__).debug("part %s failed", part, exc_info=True)
@@ -116,6 +120,17 @@ def run_speed(args, model: str, info: dict, started: float) -> str:
     report.save_json("speed", {"machine": info, "model": model, "command": report.command_line(), "result": result})
     elapsed = time.perf_counter() - started
     return _publish(args, "speed", report.header("C. Speed", info, model, elapsed) + "\n" + body)
+
+
+def run_services(args, model: str, info: dict, started: float) -> str:
+    from benchmarks import report, services
+
+    result = services.run(reps=max(1, args.reps), batch_size=max(2, args.batch))
+    body = services.report(result)
+    report.save_json("services", {"machine": info, "model": model, "command": report.command_line(),
+                                  "result": result})
+    elapsed = time.perf_counter() - started
+    return _publish(args, "services", report.header("D. Services over Kafka", info, model, elapsed) + "\n" + body)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ from smartcrop.stage import Stage, StageContext
 log = logging.getLogger(__name__)
 
 COMMIT_ATTEMPTS = 8
+TXN_CALL_SECONDS = 20  # per transactional call; the watchdog allows both and some slack
+TXN_WATCHDOG_SECONDS = 60
 PROGRESS_INTERVAL = 1.0
 
 
@@ -51,6 +53,30 @@ class _Work:
 
     def cancelled(self) -> bool:
         return self.stop_reason is not None
+
+
+class TransactionStuck(RuntimeError):
+    pass
+
+
+def run_with_watchdog(action, seconds: float) -> None:
+    """Run a blocking client call on a daemon thread and give up waiting after ``seconds``; the thread is left
+    behind (it holds no lock of ours), and the caller replaces the client it is stuck in."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            action()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="transaction", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TransactionStuck(f"no answer in {seconds:.0f} s")
+    if failure:
+        raise failure[0]
 
 
 class StageService:
@@ -90,13 +116,18 @@ class StageService:
                             "statistics.interval.ms": 15000},
             **{"group.id": self.group_id, "enable.auto.commit": False, "auto.offset.reset": "earliest",
                "isolation.level": "read_committed", "stats_cb": self._on_stats}))
-        self.producer = Producer(producer_config(self.settings, **{
-            "transactional.id": f"{self.group_id}-{self.settings.instance_id}", "transaction.timeout.ms": 60000}))
+        self._start_producer()
         self.status_producer = Producer(producer_config(self.settings))
         self.admin = admin_client(self.settings)
-        self._retry_forever("init transactions", lambda: self.producer.init_transactions(30))
         self.consumer.subscribe([self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info("%s consuming %s as %s", self.stage.name, self.input_topic, self.group_id)
+
+    def _start_producer(self) -> None:
+        """The transactional producer; a new one with the same ``transactional.id`` fences any earlier one and
+        aborts its open transaction."""
+        self.producer = Producer(producer_config(self.settings, **{
+            "transactional.id": f"{self.group_id}-{self.settings.instance_id}", "transaction.timeout.ms": 60000}))
+        self._retry_forever("init transactions", lambda: self.producer.init_transactions(30))
 
     def run(self) -> None:
         self.start()
@@ -276,20 +307,31 @@ class StageService:
     def _commit(self, outputs: list[Event], message, *, dlq: tuple[bytes, list] | None = None) -> None:
         """Outputs and the input offset in one transaction; on a retriable failure try again, else redo."""
         offsets = [TopicPartition(message.topic(), message.partition(), message.offset() + 1)]
+        group = self.consumer.consumer_group_metadata()
+
+        def transact() -> None:
+            self.producer.begin_transaction()
+            for event in outputs:
+                self.producer.produce(self.settings.topic(event.TOPIC), key=event.job_id.encode(),
+                                      value=encode_event(event, self.box))
+            if dlq is not None:
+                value, headers = dlq
+                self.producer.produce(self.settings.topic("dlq"), key=message.key(), value=value, headers=headers)
+            self.producer.send_offsets_to_transaction(offsets, group, TXN_CALL_SECONDS)
+            self.producer.commit_transaction(TXN_CALL_SECONDS)
+
         for attempt in range(COMMIT_ATTEMPTS):
             try:
-                self.producer.begin_transaction()
-                for event in outputs:
-                    self.producer.produce(self.settings.topic(event.TOPIC), key=event.job_id.encode(),
-                                          value=encode_event(event, self.box))
-                if dlq is not None:
-                    value, headers = dlq
-                    self.producer.produce(self.settings.topic("dlq"), key=message.key(), value=value,
-                                          headers=headers)
-                self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
-                self.producer.commit_transaction(30)
+                run_with_watchdog(transact, TXN_WATCHDOG_SECONDS)
                 self._committed[(message.topic(), message.partition())] = message.offset() + 1
                 return
+            except TransactionStuck:
+                # librdkafka can wait forever for a group coordinator that moved (a broker restart), whatever the
+                # timeout asked for (confluentinc/librdkafka#5456, #5511): fence the stuck producer and try again
+                log.error("the transactional producer is stuck; replacing it and committing again")
+                metrics.RETRIES.labels(self.stage.name).inc()
+                self._start_producer()
+                continue
             except KafkaException as exc:
                 error = exc.args[0]
                 if error.txn_requires_abort():
@@ -297,9 +339,12 @@ class StageService:
                         self.producer.abort_transaction(30)
                     except KafkaException:
                         pass
-                if error.fatal():
-                    log.critical("fatal producer error, exiting: %s", error)
-                    raise
+                if error.fatal():  # e.g. fenced by a newer instance with our transactional.id: start afresh
+                    log.error("the transactional producer failed for good (%s); replacing it, the job will be "
+                              "redone", error)
+                    self._start_producer()
+                    self._rewind(message)
+                    return
                 if error.retriable() or error.txn_requires_abort():
                     if error.code() in (KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
                                         KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID):
