@@ -53,25 +53,30 @@ class ServicesResult:
 
 def short_clip() -> Path:
     """2 s at 360p, made once from a real clip (cached beside the other benchmark artefacts)."""
+    target = common.CACHE / "services-short-360p.mp4"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".part.mp4")
+        cut_clip(common.clip_path(SHORT_SOURCE), partial)
+        partial.rename(target)
+    return target
+
+
+def cut_clip(source: Path, target: Path, frames: int = 50, width: int = 640, height: int = 360) -> Path:
+    """The first ``frames`` frames of ``source``, scaled, as a silent 25 fps H.264 MP4: a short job of real content."""
     import av
 
-    target = common.CACHE / "services-short-360p.mp4"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".part.mp4")
-    with av.open(str(common.clip_path(SHORT_SOURCE))) as source, av.open(str(partial), "w") as out:
+    with av.open(str(source)) as video_in, av.open(str(target), "w") as out:
         stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
         stream.codec_context.time_base = Fraction(1, 25)
-        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
-        for index, frame in enumerate(source.decode(source.streams.video[0])):
-            if index == 50:
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index, frame in enumerate(video_in.decode(video_in.streams.video[0])):
+            if index == frames:
                 break
-            scaled = frame.reformat(width=640, height=360, format="yuv420p")
+            scaled = frame.reformat(width=width, height=height, format="yuv420p")
             scaled.pts = index
             out.mux(stream.encode(scaled))
         out.mux(stream.encode(None))
-    partial.rename(target)
     return target
 
 

@@ -6,6 +6,7 @@ Each session uses its own topic prefix and consumer groups, so it never shares w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import urllib.request
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -181,9 +183,10 @@ def committed_events(settings: Settings, topic: str, job_id: str | None = None) 
         consumer.close()
 
 
-@pytest.fixture(scope="session")
-def services(settings, stack_env, detector_model, tmp_path_factory):
-    running = Services(settings, stack_env, tmp_path_factory.mktemp("service-logs"))
+@contextlib.contextmanager
+def four_services(settings: Settings, stack_env: dict[str, str], log_dir: Path,
+                  extra_env: dict[str, str] | None = None) -> Iterator[Services]:
+    running = Services(settings, stack_env, log_dir, extra_env)
     for name in ("detector", "tracker", "planner", "encoder"):
         running.start(name)
     try:
@@ -191,3 +194,9 @@ def services(settings, stack_env, detector_model, tmp_path_factory):
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def services(settings, stack_env, detector_model, tmp_path_factory):
+    with four_services(settings, stack_env, tmp_path_factory.mktemp("service-logs")) as running:
+        yield running

@@ -12,12 +12,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from fractions import Fraction
 
-import av
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.services import cut_clip
 from smartcrop.cancellation import request_cancel
 from smartcrop.events import JobState, JobStatus, encode_event
 from smartcrop.runtime.kafka import EventPublisher, follow_status
@@ -33,20 +32,8 @@ STAGE_INPUTS = {"detector": "jobs", "tracker": "detections", "planner": "tracks"
 @pytest.fixture(scope="module")
 def short_clip(storage, tmp_path_factory):
     """Two seconds of a real talking-head clip at 360p: jobs that take seconds, for bursts."""
-    target = tmp_path_factory.mktemp("short") / "short.mp4"
-    with av.open(str(shared_media("A_man_talking_restaurant_720p_visualvoice.mp4"))) as source, \
-            av.open(str(target), "w") as out:
-        video = source.streams.video[0]
-        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
-        stream.codec_context.time_base = Fraction(1, 25)
-        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
-        for index, frame in enumerate(source.decode(video)):
-            if index == 50:
-                break
-            scaled = frame.reformat(width=640, height=360, format="yuv420p")
-            scaled.pts = index
-            out.mux(stream.encode(scaled))
-        out.mux(stream.encode(None))
+    target = cut_clip(shared_media("A_man_talking_restaurant_720p_visualvoice.mp4"),
+                      tmp_path_factory.mktemp("short") / "short.mp4")
     return storage.put_file("inputs/short-360p.mp4", target)
 
 

@@ -24,12 +24,11 @@ from smartcrop.runtime.kafka import follow_status
 from smartcrop.runtime.storage import S3Storage
 
 from ..conftest import shared_media
-from .conftest import Services, committed_events, publish_job
+from .conftest import committed_events, four_services, publish_job
 
 pytestmark = pytest.mark.integration
 
 CLIP = "A_man_talking_restaurant_720p_visualvoice.mp4"
-SERVICES = ("detector", "tracker", "planner", "encoder")
 
 
 def _free_ports(count: int) -> list[int]:
@@ -74,16 +73,10 @@ def fault_settings(fault_stack) -> Settings:
 @pytest.fixture(scope="module")
 def fault_services(fault_stack, fault_settings, detector_model, tmp_path_factory):
     # the broker's minimum session timeout, so a killed instance's partitions move on in seconds
-    running = Services(fault_settings, stack.stack_env(fault_stack), tmp_path_factory.mktemp("fault-service-logs"),
+    with four_services(fault_settings, stack.stack_env(fault_stack), tmp_path_factory.mktemp("fault-service-logs"),
                        extra_env={"SMARTCROP_KAFKA_SESSION_TIMEOUT_MS": "6000",
-                                  "SMARTCROP_HOME": str(fault_stack.home)})
-    for name in SERVICES:
-        running.start(name)
-    try:
-        running.wait_ready()
+                                  "SMARTCROP_HOME": str(fault_stack.home)}) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
