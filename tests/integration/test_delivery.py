@@ -92,9 +92,16 @@ def smartcrop_cli(settings, stack_env, *args: str, timeout: float = 240) -> subp
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.fixture(scope="module")
+def long_clip(storage) -> str:
+    """79 s of pedestrians: the detector works on it for half a minute or more."""
+    name = "C_pedestrians_vtest_opencvdoc.avi"
+    return storage.put_file(f"inputs/{name}", shared_media(name))
+
+
 def test_a_cancel_request_stops_the_detector_mid_job_and_nothing_runs_downstream(services, settings, stack_env,
-                                                                                  storage, uploaded_clip):
-    job = publish_job(settings, a_job(uploaded_clip, f"cancel-{os.urandom(3).hex()}"))
+                                                                                  storage, long_clip):
+    job = publish_job(settings, a_job(long_clip, f"cancel-{os.urandom(3).hex()}"))
     for status in follow_status(settings, job.job_id, wait=True, timeout=120):
         if status.stage == "detector" and status.percent > 2:
             break

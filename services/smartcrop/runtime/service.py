@@ -40,8 +40,8 @@ from smartcrop.stage import Stage, StageContext
 log = logging.getLogger(__name__)
 
 COMMIT_ATTEMPTS = 8
-TXN_CALL_SECONDS = 20  # per transactional call; the watchdog allows both and some slack
-TXN_WATCHDOG_SECONDS = 60
+TXN_CALL_SECONDS = 10  # per transactional call; the watchdog allows both and some slack
+TXN_WATCHDOG_SECONDS = 30
 PROGRESS_INTERVAL = 1.0
 
 
@@ -93,6 +93,7 @@ class StageService:
         self.input_topic = settings.topic(stage.input_topic)
         self._alive_at = time.monotonic()
         self._ready_cache = (0.0, False)
+        self._renew_producer = False
         self._committed: dict[tuple[str, int], int] = {}  # owned partitions -> next offset committed here (or -1)
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
@@ -313,6 +314,9 @@ class StageService:
         """Outputs and the input offset in one transaction; on a retriable failure try again, else redo."""
         offsets = [TopicPartition(message.topic(), message.partition(), message.offset() + 1)]
         group = self.consumer.consumer_group_metadata()
+        if self._renew_producer:
+            self._renew_producer = False
+            self._start_producer()
 
         def transact() -> None:
             self.producer.begin_transaction()
@@ -339,27 +343,20 @@ class StageService:
                 continue
             except KafkaException as exc:
                 error = exc.args[0]
-                if error.txn_requires_abort():
-                    try:
-                        self.producer.abort_transaction(30)
-                    except KafkaException:
-                        pass
-                if error.fatal():  # e.g. fenced by a newer instance with our transactional.id: start afresh
-                    log.error("the transactional producer failed for good (%s); replacing it, the job will be "
-                              "redone", error)
-                    self._start_producer()
+                if error.code() in (KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
+                                    KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID):
+                    log.warning("lost the partition while committing; the next owner redoes the job")
                     self._rewind(message)
                     return
-                if error.retriable() or error.txn_requires_abort():
-                    if error.code() in (KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
-                                        KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID):
-                        log.warning("lost the partition while committing; the next owner redoes the job")
-                        self._rewind(message)
-                        return
-                    metrics.RETRIES.labels(self.stage.name).inc()
-                    self._sleep_polling(backoff(attempt))
-                    continue
-                raise
+                log.warning("commit failed, retrying: %s", error)
+                metrics.RETRIES.labels(self.stage.name).inc()
+                try:
+                    if error.fatal():
+                        raise exc
+                    self.producer.abort_transaction(TXN_CALL_SECONDS)
+                except KafkaException:  # fatal, or it cannot even abort: a new producer fences it and starts clean
+                    self._start_producer()
+                self._sleep_polling(backoff(attempt))
         log.error("could not commit after %d attempts; the job will be redone", COMMIT_ATTEMPTS)
         self._rewind(message)
 
@@ -397,6 +394,10 @@ class StageService:
 
     def _on_revoke(self, consumer, partitions) -> None:
         log.info("revoked %s", [f"{p.topic}[{p.partition}]" for p in partitions])
+        # partitions lost with the session usually mean the broker went away; after it returns, librdkafka's
+        # transactional producer may keep a stale group coordinator and wait forever in send_offsets_to_transaction
+        # (confluentinc/librdkafka#5456, #5511), so the next commit starts from a fresh producer
+        self._renew_producer = self._renew_producer or bool(partitions)
         for tp in partitions:  # another instance reports these now
             self._committed.pop((tp.topic, tp.partition), None)
             try:
