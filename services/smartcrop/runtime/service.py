@@ -9,7 +9,10 @@ Per input message:
 - transient faults (broker, storage) are retried with bounded exponential backoff and jitter; a job that cannot
   succeed gets a ``failed`` status with a stable code and the partition moves on;
 - a rebalance or SIGTERM mid-job aborts it without committing, so the partition's next owner redoes it. Object keys
-  are deterministic, so the redo overwrites rather than duplicates.
+  are deterministic, so the redo overwrites rather than duplicates;
+- a cancel request (:mod:`smartcrop.cancellation`) stops the job at its next checkpoint and commits ``cancelled``;
+- a transactional producer that fails or stops answering is replaced by a new one with the same
+  ``transactional.id``, which fences the old one and aborts its open transaction.
 """
 
 from __future__ import annotations
