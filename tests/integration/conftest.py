@@ -153,41 +153,23 @@ def publish_job(settings: Settings, document: dict, partition: int | None = None
 
 
 def committed_events(settings: Settings, topic: str, job_id: str | None = None) -> list:
-    """Every committed event on a topic (optionally one job's), as a read_committed consumer sees them."""
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
-
+    """Every committed event on a topic (optionally one job's), as a read_committed consumer sees them; raw messages
+    for the dead-letter topic."""
     from smartcrop.events import decode_event
-    from smartcrop.runtime.kafka import client_config
+    from smartcrop.runtime.kafka import read_topic
     from smartcrop.runtime.serde import SerdeError
 
-    consumer = Consumer(client_config(settings, **{
-        "group.id": f"test-reader-{uuid.uuid4().hex}", "enable.auto.commit": False,
-        "isolation.level": "read_committed", "enable.partition.eof": True}))
-    name = settings.topic(topic)
-    try:
-        partitions = list(consumer.list_topics(name, timeout=10).topics[name].partitions)
-        consumer.assign([TopicPartition(name, p, 0) for p in partitions])
-        events, at_end, deadline = [], set(), time.monotonic() + 30
-        while len(at_end) < len(partitions):
-            assert time.monotonic() < deadline, f"could not read {name} to its end"
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:
-                    at_end.add(message.partition())
-                continue
-            if job_id is None or message.key() == job_id.encode():
-                if topic == "dlq":
-                    events.append(message)
-                    continue
-                try:
-                    events.append(decode_event(message.value()))
-                except SerdeError:  # a poison message some test put there: not an event of ours
-                    pass
-        return events
-    finally:
-        consumer.close()
+    events, started = [], time.monotonic()
+    for message in read_topic(settings, topic, follow=False, key=job_id, timeout=60):
+        if topic == "dlq":
+            events.append(message)
+            continue
+        try:
+            events.append(decode_event(message.value()))
+        except SerdeError:  # a poison message some test put there: not an event of ours
+            pass
+    assert time.monotonic() - started < 60, f"could not read {settings.topic(topic)} to its end"
+    return events
 
 
 @contextlib.contextmanager

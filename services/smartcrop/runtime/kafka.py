@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -97,23 +98,21 @@ class EventPublisher:
             raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, f"{remaining} events not delivered"))
 
 
-def follow_status(settings: Settings, job_id: str, *, wait: bool, timeout: float | None = None
-                  ) -> Iterator[JobStatus]:
-    """Every status event of a job, oldest first; with ``wait``, keeps following until a final state.
-
-    Without ``wait`` it stops at the end of every partition, as a read_committed consumer sees it (the partition-EOF
-    events say so; offsets cannot, because transaction markers take offsets of their own).
-    """
+def read_topic(settings: Settings, topic: str, *, follow: bool, key: str | None = None,
+               timeout: float | None = None) -> Iterator:
+    """Every committed message of one of our topics (optionally only ``key``'s), oldest first, as a read_committed
+    consumer sees them. Without ``follow`` it stops at the end of every partition: partition-EOF events say where
+    that is, since offsets cannot (transaction markers take offsets of their own). Ends quietly at ``timeout``."""
     consumer = Consumer(client_config(settings, **{
-        "group.id": f"{settings.topic_prefix}smartcrop-status-{uuid.uuid4().hex}", "enable.auto.commit": False,
+        "group.id": f"{settings.topic_prefix}smartcrop-reader-{uuid.uuid4().hex}", "enable.auto.commit": False,
         "auto.offset.reset": "earliest", "isolation.level": "read_committed", "enable.partition.eof": True}))
-    topic = settings.topic("status")
+    name = settings.topic(topic)
     try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        if metadata.topics[topic].error is not None:
-            raise KafkaException(metadata.topics[topic].error)
-        partitions = list(metadata.topics[topic].partitions)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        metadata = consumer.list_topics(name, timeout=10)
+        if metadata.topics[name].error is not None:
+            raise KafkaException(metadata.topics[name].error)
+        partitions = list(metadata.topics[name].partitions)
+        consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in partitions])
         at_end: set[int] = set()
         deadline = None if timeout is None else time.monotonic() + timeout
         while deadline is None or time.monotonic() < deadline:
@@ -123,13 +122,22 @@ def follow_status(settings: Settings, job_id: str, *, wait: bool, timeout: float
             if message.error():
                 if message.error().code() == KafkaError._PARTITION_EOF:
                     at_end.add(message.partition())
-                    if not wait and len(at_end) == len(partitions):
+                    if not follow and len(at_end) == len(partitions):
                         return
                 elif message.error().fatal():
                     raise KafkaException(message.error())
                 continue  # transient (a broker restarting): the client reconnects by itself
-            if message.key() != job_id.encode():
-                continue
+            if key is None or message.key() == key.encode():
+                yield message
+    finally:
+        consumer.close()
+
+
+def follow_status(settings: Settings, job_id: str, *, wait: bool, timeout: float | None = None
+                  ) -> Iterator[JobStatus]:
+    """Every status event of a job, oldest first; with ``wait``, keeps following until a final state."""
+    with contextlib.closing(read_topic(settings, "status", follow=wait, key=job_id, timeout=timeout)) as messages:
+        for message in messages:
             try:
                 event = decode_event(message.value())
             except SerdeError:
@@ -138,8 +146,6 @@ def follow_status(settings: Settings, job_id: str, *, wait: bool, timeout: float
                 yield event
                 if wait and event.status.is_final:
                     return
-    finally:
-        consumer.close()
 
 
 def latest_status(settings: Settings, job_id: str, *, wait: bool = False, timeout: float | None = None
