@@ -151,31 +151,18 @@ def _run_batch(settings, source: str, count: int) -> tuple[float, list[float]]:
 
 def _wait_for_finals(settings, job_ids: set[str], timeout: float) -> dict:
     """The final status of each job, read from the status topic as it arrives."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
     from smartcrop.events import JobStatus, decode_event
-    from smartcrop.runtime.kafka import client_config
+    from smartcrop.runtime.kafka import read_topic
 
-    consumer = Consumer(client_config(settings, **{"group.id": f"bench-{uuid.uuid4().hex}",
-                                                   "enable.auto.commit": False, "isolation.level": "read_committed"}))
-    topic = settings.topic("status")
     finals: dict = {}
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        deadline = time.monotonic() + timeout
-        while len(finals) < len(job_ids):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{len(job_ids) - len(finals)} jobs did not finish in {timeout:.0f} s")
-            message = consumer.poll(0.5)
-            if message is None or message.error() or message.key().decode() not in job_ids:
-                continue
+    for message in read_topic(settings, "status", follow=True, timeout=timeout):
+        if message.key().decode() in job_ids:
             event = decode_event(message.value())
             if isinstance(event, JobStatus) and event.status.is_final:
                 finals[event.job_id] = event
-        return finals
-    finally:
-        consumer.close()
+                if len(finals) == len(job_ids):
+                    return finals
+    raise RuntimeError(f"{len(job_ids) - len(finals)} jobs did not finish in {timeout:.0f} s")
 
 
 def run(*, reps: int = 2, batch_size: int = 12, echo=print) -> ServicesResult:

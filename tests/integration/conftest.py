@@ -65,7 +65,7 @@ def service_env(settings: Settings, stack_env: dict[str, str]) -> dict[str, str]
     return {**os.environ, **stack_env, "SMARTCROP_TOPIC_PREFIX": settings.topic_prefix, "PYTHONUNBUFFERED": "1"}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -84,7 +84,7 @@ class Services:
     def start(self, name: str, stage: str | None = None) -> None:
         """Start (or restart, as a new instance with a new id) the service called ``name``."""
         stage = stage or name.split("-")[0]
-        port = _free_port()
+        port = free_port()
         log = open(self.log_dir / f"{name}.log", "ab")
         env = {**service_env(self.settings, self.stack_env), **self.extra_env, "SMARTCROP_METRICS_PORT": str(port),
                "SMARTCROP_INSTANCE_ID": f"{name}-{uuid.uuid4().hex[:6]}"}

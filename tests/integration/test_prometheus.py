@@ -5,7 +5,6 @@ that does not exist."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -22,19 +21,13 @@ from smartcrop.runtime.kafka import admin_client
 from .. import tools
 from ..conftest import shared_media
 from ..deploy.queries import RULES, SCRAPE_CONFIG, dashboard_expressions, rule_expressions, series_names
-from .conftest import service_env
+from .conftest import free_port, service_env
 from .test_services import CLIP, submit
 
 pytestmark = pytest.mark.integration
 
 SCRAPE_INTERVAL = "1s"
 STAGES = ("detector", "tracker", "planner", "encoder")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def local_scrape_config(services, port: int) -> dict:
@@ -73,7 +66,7 @@ def prometheus(services, tmp_path_factory):
     except tools.ToolError as exc:
         pytest.fail(f"Prometheus unavailable: {exc}")
     work = tmp_path_factory.mktemp("prometheus")
-    port = _free_port()
+    port = free_port()
     (work / "prometheus.yml").write_text(yaml.safe_dump(local_scrape_config(services, port)))
     log = open(work / "prometheus.log", "wb")
     process = subprocess.Popen([str(binary), f"--config.file={work / 'prometheus.yml'}",
