@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from smartcrop.admission import admit, admit_media
 from smartcrop.detector.analysis import FacePolicy, analyse, face_policy_for
 from smartcrop.detector.models import load_detector
 from smartcrop.events import DetectionsReady, JobRequested
-from smartcrop.job import check_against_source, check_source_media, validate_spec
 from smartcrop.media.probe import probe
-from smartcrop.runtime.transfer import check_destinations, ingest_source
+from smartcrop.runtime.transfer import ingest_source
 from smartcrop.stage import StageContext
 
 
@@ -29,14 +29,11 @@ class Lazy:
 def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
     job = event.job
     settings = ctx.settings
-    validate_spec(job, settings.limits)  # the first stage is the edge for jobs produced straight onto Kafka
-    check_destinations(job, settings)
+    admit(job, settings)  # the first stage is the edge for jobs produced straight onto Kafka
     source_uri = ingest_source(job.source, ctx.storage, job.job_id, settings)
     with ctx.storage.local_copy(source_uri) as path:
         media = probe(path)  # a bad source or an impossible ratio fails here, before any model loads
-        check_source_media(media.duration, media.display_width, media.display_height, settings.limits)
-        for index, fmt in enumerate(job.formats):
-            check_against_source(fmt, media.display_width, media.display_height, f"format[{index}]")
+        admit_media(job, media, settings)
         # the models load on the inference thread, on first use, while decoding has already begun
         detector = Lazy(lambda: load_detector(settings.detector_model, settings.device))
         policy = face_policy_for(fmt.method for fmt in job.formats if fmt.smart_crop)
