@@ -61,6 +61,7 @@ def decode_video(path: str | Path, *, with_audio: bool = False) -> Iterator[Deco
         last_t = -1.0
         index = 0
         skipped = 0
+        early_audio: list[av.AudioFrame] = []  # decoded before the first picture's time is known
 
         def release() -> DecodedFrame:
             nonlocal start, last_t, index
@@ -81,7 +82,11 @@ def decode_video(path: str | Path, *, with_audio: bool = False) -> Iterator[Deco
                 continue
             for frame in frames:
                 if packet.stream is audio:
-                    if frame.pts is not None and start is not None:
+                    if frame.pts is None:
+                        continue
+                    if start is None:
+                        early_audio.append(frame)
+                    else:
                         yield DecodedAudio(t=float(frame.pts * frame.time_base) - start, frame=frame)
                     continue
                 seconds = float(frame.pts * frame.time_base) if frame.pts is not None else newest + step
@@ -89,13 +94,25 @@ def decode_video(path: str | Path, *, with_audio: bool = False) -> Iterator[Deco
                 heapq.heappush(stamps, seconds)
                 waiting.append(frame)
                 if len(waiting) > REORDER_DEPTH:
-                    yield release()
+                    first = release()
+                    yield from _audio_from(early_audio, start)
+                    yield first
         while waiting:
-            yield release()
+            first = release()
+            yield from _audio_from(early_audio, start)
+            yield first
         if index == 0:
             raise MediaError("video stream has no decodable frame")
         if skipped:
             log.info("skipped %d undecodable packets", skipped)
+
+
+def _audio_from(frames: list[av.AudioFrame], start: float) -> Iterator[DecodedAudio]:
+    """The audio decoded while the first pictures waited for their timestamps, oldest first; it may start before the
+    first picture (negative times: an audio lead), which the render keeps."""
+    for frame in frames:
+        yield DecodedAudio(t=float(frame.pts * frame.time_base) - start, frame=frame)
+    frames.clear()
 
 
 def _packets(container, streams) -> Iterator[av.Packet]:

@@ -24,6 +24,7 @@ from smartcrop.media.probe import MediaInfo
 log = logging.getLogger(__name__)
 
 AUDIO_BITRATE = 128_000
+AUDIO_RATE = 48_000
 SEGMENT_SECONDS = 4
 DEFAULT_CRF = 23
 
@@ -163,32 +164,39 @@ def render(source: str | Path, media: MediaInfo, windows: np.ndarray, fmt: Outpu
     audio_out = None
     resampler = None
     if media.has_audio:
-        audio_out = container.add_stream("aac", rate=48000)
+        audio_out = container.add_stream("aac", rate=AUDIO_RATE)
         audio_out.bit_rate = AUDIO_BITRATE
         audio_out.layout = "stereo"
-        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=48000)
+        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
 
     crop = PlaneCropper(media)
     total = max(1, len(windows))
-    audio_samples = 0
     last_index = len(windows) - 1
+    lead: float | None = None  # seconds of audio before the first picture; the output timeline starts there
+    audio_samples: int | None = None  # the next output sample's position
+
+    def mux_audio(frame: av.AudioFrame | None) -> None:
+        nonlocal audio_samples
+        for resampled in resampler.resample(frame):
+            resampled.pts, resampled.time_base = audio_samples, Fraction(1, AUDIO_RATE)
+            audio_samples += resampled.samples
+            container.mux(audio_out.encode(resampled))
+
     try:
         for item in decode_video(source, with_audio=audio_out is not None):
             if isinstance(item, DecodedAudio):
-                if item.t < -0.001:
-                    continue
-                for resampled in resampler.resample(item.frame):
-                    if audio_samples == 0 and item.t > 0.001:
-                        audio_samples = int(round(item.t * 48000))
-                    resampled.pts = audio_samples
-                    resampled.time_base = Fraction(1, 48000)
-                    audio_samples += resampled.samples
-                    container.mux(audio_out.encode(resampled))
+                if lead is None:  # audio first: it leads the picture by this much (never a negative start)
+                    lead = max(0.0, -item.t)
+                if audio_samples is None:  # a track that starts after the first picture starts where it is
+                    audio_samples = max(0, int(round((item.t + lead) * AUDIO_RATE)))
+                mux_audio(item.frame)
                 continue
             assert isinstance(item, DecodedFrame)
+            if lead is None:
+                lead = 0.0
             x, y, w, h = windows[min(item.index, last_index)]
             cropped = crop(item.frame, x, y, w, h)
-            pts = int(round(item.t / time_base))
+            pts = int(round((item.t + lead) / time_base))
             for stream, target in zip(video_streams, targets):
                 scaled = cropped.reformat(width=target.width, height=target.height, format="yuv420p",
                                           interpolation="BICUBIC")
@@ -198,12 +206,8 @@ def render(source: str | Path, media: MediaInfo, windows: np.ndarray, fmt: Outpu
                 progress(min(1.0, (item.index + 1) / total))
         for stream in video_streams:
             container.mux(stream.encode(None))
-        if audio_out is not None:
-            for resampled in resampler.resample(None):
-                resampled.pts = audio_samples
-                resampled.time_base = Fraction(1, 48000)
-                audio_samples += resampled.samples
-                container.mux(audio_out.encode(resampled))
+        if audio_out is not None and audio_samples is not None:
+            mux_audio(None)
             container.mux(audio_out.encode(None))
     finally:
         container.close()
