@@ -322,7 +322,8 @@ def _is_official_name(value: str) -> bool:
 
 def resolve_model(model: str, device: str = "") -> Path:
     """The exported file to serve for ``SMARTCROP_DETECTOR_MODEL``: an export as given, or the cached export of an
-    official name / ``.pt`` file (made on first use: ``SMARTCROP_HOME/models/<name>-<format>``)."""
+    official name / ``.pt`` file, made on first use: ``SMARTCROP_HOME/models/yolo11n_openvino_model`` for a name,
+    ``<stem>-<sha256 prefix>_openvino_model`` (or ``.onnx``) for a file."""
     if not model:
         raise ModelError("SMARTCROP_DETECTOR_MODEL is empty: set it to a YOLO export (OpenVINO folder, .onnx) or "
                          "an official ultralytics name such as yolo11n.pt")
@@ -338,18 +339,18 @@ def resolve_model(model: str, device: str = "") -> Path:
     fmt = export_format(device)
     cache = cache_home() / "models"
     if official:
-        key = f"{path.stem}-{fmt}"
+        key = path.stem
     else:
         try:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         except OSError as exc:
             raise ModelError(f"cannot read detector model {model}: {exc}") from exc
-        key = f"{path.stem}-{digest}-{fmt}"
-    target = cache / (key if fmt == "openvino" else key + ".onnx")
+        key = f"{path.stem}-{digest}"
+    target = cache / (f"{key}_openvino_model" if fmt == "openvino" else f"{key}.onnx")  # names ultralytics reads too
     if target.exists():
         return target
     cache.mkdir(parents=True, exist_ok=True)
-    with _file_lock(cache / f".{key}.lock"):
+    with _file_lock(cache / f".{target.name}.lock"):
         if not target.exists():
             weights = cache / path.name if official else path
             export(weights, fmt, target)
@@ -381,7 +382,7 @@ def export(weights: Path, fmt: str, target: Path) -> Path:
         if yolo.task != "detect":
             raise ModelError(f"detector model {weights.name} is a '{yolo.task}' model; a detect model is needed")
         try:
-            made = Path(yolo.export(format=fmt, dynamic=True, half=False, imgsz=640, device="cpu", verbose=False))
+            made = Path(yolo.export(format=fmt, dynamic=True, imgsz=640, device="cpu", verbose=False))
         except Exception as exc:
             raise ModelError(f"cannot export detector model {weights.name} to {fmt}: {type(exc).__name__}: "
                              f"{exc}") from exc
