@@ -7,8 +7,15 @@ import shutil
 import numpy as np
 import pytest
 
-from smartcrop.detector.models import ModelError, ObjectDetector, letterbox, load_detector, nms, resolve_model, \
-    scale_boxes
+from smartcrop.detector.models import (
+    ModelError,
+    ObjectDetector,
+    letterbox,
+    load_detector,
+    nms,
+    resolve_model,
+    scale_boxes,
+)
 from tests.conftest import SHARED
 
 OPENVINO = SHARED / "models" / "yolo11n_int8_openvino_model"
