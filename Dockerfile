@@ -26,7 +26,9 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.14.1 t
     && python -c "import smartcrop.cli"
 
 FROM source AS build-gpu
-RUN pip install . && python -c "import smartcrop.cli"
+# onnxruntime-gpu (CUDA and TensorRT execution providers) replaces the CPU build: both install `onnxruntime`.
+RUN pip install . && pip uninstall -y onnxruntime && pip install "onnxruntime-gpu>=1.18" \
+    && python -c "import smartcrop.cli"
 
 FROM runtime AS app
 RUN useradd --uid 10001 --user-group --home-dir /var/cache/smartcrop --no-create-home --shell /usr/sbin/nologin \
