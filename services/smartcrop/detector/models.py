@@ -86,7 +86,7 @@ def thread_budget(threads: int = 0) -> int:
     return threads if threads > 0 else len(os.sched_getaffinity(0))
 
 
-# --- runtimes: each takes a float32 NCHW batch and returns the model's first output --------------------------------
+# --- runtimes: each takes a float32 NCHW batch and returns the model's first output for it ------------------------
 
 class _OpenVinoRuntime:
     def __init__(self, xml: Path, device: str, threads: int):
@@ -97,7 +97,9 @@ class _OpenVinoRuntime:
                              f"(pip install openvino)") from None
         core = ov.Core()
         target = _openvino_device(device, core.available_devices, xml)
-        config = {"PERFORMANCE_HINT": "LATENCY"}
+        # Throughput streams: the frames of a batch run side by side, one per stream, which on a few cores beats one
+        # image at a time over all of them (about 30 ms against 45 ms per 640x640 frame on 2 cores).
+        config = {"PERFORMANCE_HINT": "THROUGHPUT"}
         if target == "CPU":
             config["INFERENCE_NUM_THREADS"] = threads
         try:
@@ -106,13 +108,24 @@ class _OpenVinoRuntime:
         except RuntimeError as exc:
             raise ModelError(f"cannot load detector model {xml}: {exc}".splitlines()[0]) from exc
         self.output = self.compiled.output(0)
-        self.request = self.compiled.create_infer_request()
+        self.queue = ov.AsyncInferQueue(self.compiled)
         shape = self.compiled.input(0).get_partial_shape()
-        self.dynamic = shape.is_dynamic
+        self.dynamic = shape[2].is_dynamic or shape[3].is_dynamic
         self.batch_dynamic = shape[0].is_dynamic
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.request.infer({0: batch}, share_inputs=True)[self.output]
+        """The batch as one request where the batch size is free, else one request per image across the streams."""
+        parts = [batch] if self.batch_dynamic else [batch[i:i + 1] for i in range(len(batch))]
+        out: list = [None] * len(parts)
+
+        def done(request, index):
+            out[index] = request.get_tensor(self.output).data.copy()
+
+        self.queue.set_callback(done)
+        for index, part in enumerate(parts):
+            self.queue.start_async({0: part}, index)
+        self.queue.wait_all()
+        return np.concatenate(out)
 
 
 def _openvino_device(device: str, available: list[str], source: Path) -> str:
@@ -151,7 +164,10 @@ class _OnnxRuntime:
         self.meta = self.session.get_modelmeta().custom_metadata_map
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input.name: batch})[0]
+        if self.batch_dynamic:
+            return self.session.run(None, {self.input.name: batch})[0]
+        return np.concatenate([self.session.run(None, {self.input.name: batch[i:i + 1]})[0]
+                               for i in range(len(batch))])
 
 
 def onnx_providers(device: str, available: list[str], source: Path) -> list:
@@ -216,10 +232,7 @@ class ObjectDetector:
         batch = np.stack([letterbox(image, shape) for image in images_bgr])
         batch = np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255)
         with self._lock:
-            if self.runtime.batch_dynamic:
-                raw = self.runtime(batch)
-            else:  # a static batch=1 export
-                raw = np.concatenate([self.runtime(batch[i:i + 1]) for i in range(len(batch))])
+            raw = self.runtime(batch)
         out = [self._decode(pred, shape, image.shape[:2]) for pred, image in zip(raw, images_bgr)]
         self.inference_seconds += time.perf_counter() - started
         return out
