@@ -89,6 +89,11 @@ def startup(reps: int) -> list[tuple[str, list[float]]]:
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'services'}{os.pathsep}{REPO}", "YOLO_OFFLINE": "1"}
     cases = {"smartcrop --help": [sys.executable, "-m", "smartcrop", "--help"],
              "smartcrop run --help": [sys.executable, "-m", "smartcrop", "run", "--help"]}
+    clip = str(media_dir() / CLIPS_1080P[0])
+    cases["smartcrop run's imports, probe, first decoded 1080p frame"] = [sys.executable, "-c", (
+        "from smartcrop.pipeline import run_job; from smartcrop.stage import stages; stages(); "
+        "from smartcrop.media.probe import probe; from smartcrop.media.decode import decode_video; "
+        f"probe({clip!r}); next(iter(decode_video({clip!r})))")]
     for name in MODELS:
         model = str(shared_dir() / "models" / name)
         for key, body in LOAD_SCRIPTS.items():
