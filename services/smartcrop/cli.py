@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from smartcrop.job import Destination, JobError, JobSpec, OutputKind, job_from_options, load_job_file, with_destination
@@ -150,10 +151,12 @@ def _job_for_run(args, settings) -> JobSpec:
 
 
 def cmd_run(args) -> int:
+    from smartcrop.admission import admit
     from smartcrop.runtime.config import Settings
 
-    settings = Settings.from_env()
+    settings = replace(Settings.from_env(), embedded=True)
     job = _job_for_run(args, settings)
+    admit(job, settings)
     result = _run_with_progress(job, settings, quiet=args.quiet)
     status = result.status
     if status.error is not None:
@@ -238,12 +241,14 @@ def cmd_demo(args) -> int:
 
 
 def cmd_submit(args) -> int:
+    from smartcrop.admission import admit
     from smartcrop.events import JobRequested, JobState, JobStatus
     from smartcrop.runtime.config import Settings
     from smartcrop.runtime.kafka import EventPublisher
 
     settings = Settings.from_env()
     job = load_job_file(args.job, limits=settings.limits)
+    admit(job, settings)  # a job the services would refuse is never published
     publisher = EventPublisher(settings)
     publisher.publish(JobStatus(job.job_id, JobState.QUEUED, "submit", 0.0))
     publisher.publish(JobRequested(job=job))

@@ -56,7 +56,9 @@ def test_dashboard_and_rules_read_only_declared_metrics():
     for stage in STAGES:
         metrics.initialise(stage, CODES)
     declared = {family.name: family.type for family in REGISTRY.collect() if family.name.startswith("smartcrop_")}
-    for series in series_names(dashboard_expressions() + rule_expressions()):
+    read = series_names(dashboard_expressions() + rule_expressions())
+    assert len(read) >= 5, read  # the expressions were found and parsed
+    for series in read:
         family = metric_family(series)
         name = family[: -len("_total")] if family.endswith("_total") else family
         assert name in declared, f"{series} is not a metric of smartcrop.runtime.metrics"

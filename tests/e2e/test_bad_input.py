@@ -99,9 +99,9 @@ def test_limits_come_from_the_environment(tmp_path):
 
 def test_an_http_source_on_loopback_is_refused_by_default(tmp_path):
     result = run_cli("run", "http://127.0.0.1:9/clip.mp4", "-o", str(tmp_path / "out.mp4"))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "error: [invalid_job] source: 127.0.0.1 is a loopback address, which jobs may not reach; allow it with "
+        "error: source: 127.0.0.1 is a loopback address, which jobs may not reach; allow it with "
         "SMARTCROP_ALLOWED_NETWORKS"]
 
 

@@ -7,6 +7,9 @@ the first stage's own validation is what is tested.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from dataclasses import replace
 
@@ -19,6 +22,7 @@ from smartcrop.runtime.config import TOPICS
 from smartcrop.runtime.kafka import EventPublisher, client_config, follow_status, latest_status
 
 from ..e2e.test_bad_input import make_clip
+from .conftest import committed_events, service_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -142,3 +146,35 @@ def test_a_destination_secret_never_leaks_when_the_destination_refuses(services,
             assert secret.encode() not in (message.value() or b""), f"the secret is in clear on {topic}"
             assert all(secret.encode() not in (value or b"") for _, value in message.headers() or []), topic
     assert read_topic(settings, "jobs"), "the scan above read nothing"
+
+
+@pytest.mark.parametrize("url", ["file:///tmp/smartcrop-delivered.mp4", "/tmp/smartcrop-delivered.mp4"])
+def test_a_local_destination_fails_at_the_first_stage_before_any_detection(services, settings, short_clip, url):
+    job = spec(short_clip, destination=Destination(url), smart_crop=True)
+    publisher = EventPublisher(settings)
+    publisher.publish(JobRequested(job=job))
+    publisher.flush()
+    status = final_status(settings, job.job_id)
+    assert (status.status, status.stage, status.error.code, status.error.message) == (
+        JobState.FAILED, "detector", "invalid_job", "format[0].destination.url: the services deliver to s3:// "
+                                                    "destinations only; local paths are for smartcrop run")
+    assert committed_events(settings, "detections", job.job_id) == []
+    assert {event.stage for event in committed_events(settings, "status", job.job_id)} == {"detector"}
+
+
+@pytest.mark.parametrize("url, line", [
+    ("file:///tmp/smartcrop-delivered.mp4", "error: format[0].destination.url: the services deliver to s3:// "
+                                            "destinations only; local paths are for smartcrop run"),
+    ("http://example.com/out.mp4", "error: format[0].destination.url: unsupported scheme 'http'; expected s3:// or "
+                                   "a local path"),
+])
+def test_submit_refuses_a_doomed_job_before_publishing(settings, stack_env, short_clip, tmp_path, url, line):
+    job_id = f"doomed-{uuid.uuid4().hex[:10]}"
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps({"query": {"job_id": job_id, "source": short_clip, "format": [
+        {"output": "mp4", "destination": {"url": url}}]}}))
+    result = subprocess.run([sys.executable, "-m", "smartcrop", "submit", str(path)],
+                            env=service_env(settings, stack_env), capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout, result.stderr.splitlines()) == (2, "", [line])
+    assert committed_events(settings, "jobs", job_id) == []
+    assert committed_events(settings, "status", job_id) == []

@@ -112,7 +112,9 @@ def test_dataclasses_match_their_schemas(cls, schema_name, record):
 
 
 def test_schema_files_are_valid_avro_with_docs():
-    for path in serde.schema_dir().glob("*.avsc"):
+    paths = sorted(serde.schema_dir().glob("*.avsc"))
+    assert {path.stem.rsplit(".", 1)[-1] for path in paths} >= {"JobSpec", "JobRequested", "JobStatus", "MediaInfo"}
+    for path in paths:
         document = json.loads(path.read_text())
         assert document["namespace"] == "io.smartcrop.v1"
         assert document.get("doc"), f"{path.name} needs a doc"

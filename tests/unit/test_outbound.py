@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from smartcrop.admission import admit
 from smartcrop.job import Destination, JobError, Limits, parse_job
 from smartcrop.runtime import netpolicy
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.netpolicy import BlockedAddress, NetworkPolicy, blocked_reason
 from smartcrop.runtime.storage import LocalStorage
-from smartcrop.runtime.transfer import SourceError, check_destinations, download_http, ingest_source, publish_outputs
+from smartcrop.runtime.transfer import SourceError, download_http, ingest_source, publish_outputs
 
 SERVICE = Settings(s3_endpoint="http://127.0.0.1:19000")  # a service's defaults: nothing allow-listed
 LOOPBACK_ALLOWED = replace(SERVICE, allowed_networks=("127.0.0.1/32",))
@@ -227,12 +228,12 @@ def job_with_destination(url: str):
 
 def test_s3_destinations_on_blocked_addresses_are_refused_before_any_work():
     with pytest.raises(BlockedAddress) as caught:
-        check_destinations(job_with_destination("s3://169.254.169.254/bucket/out.mp4"), SERVICE)
+        admit(job_with_destination("s3://169.254.169.254/bucket/out.mp4"), SERVICE)
     assert caught.value.field == "format[0].destination.url"
     assert caught.value.message.startswith("169.254.169.254 is a cloud metadata address")
-    check_destinations(job_with_destination("s3://127.0.0.1:19000/deliveries/out.mp4"), SERVICE)  # our own store
+    admit(job_with_destination("s3://127.0.0.1:19000/deliveries/out.mp4"), SERVICE)  # our own store
     with pytest.raises(BlockedAddress, match="127.0.0.1 is a loopback address"):
-        check_destinations(job_with_destination("s3://127.0.0.1:9999/deliveries/out.mp4"), SERVICE)
+        admit(job_with_destination("s3://127.0.0.1:9999/deliveries/out.mp4"), SERVICE)
 
 
 def test_an_upload_to_a_blocked_s3_host_fails_without_connecting(tmp_path):
@@ -291,13 +292,11 @@ def test_an_embedded_run_reads_the_users_own_files(tree):
     assert uri == (tree / "private" / "key.pem").as_uri()
 
 
-def test_services_write_no_local_destination(tmp_path):
+def test_an_embedded_run_writes_a_local_destination(tmp_path):
     rendered = tmp_path / "out.mp4"
     rendered.write_bytes(b"mp4")
     kwargs = dict(destination=Destination(str(tmp_path / "delivered.mp4")), secret=None,
                   storage=LocalStorage(tmp_path), job_id="j", format_index=0, is_directory=False)
-    with pytest.raises(JobError, match=r"^format\[0\].destination.url: the services deliver to s3:// destinations"):
-        publish_outputs(rendered, [rendered], settings=SERVICE, **kwargs)
     assert publish_outputs(rendered, [rendered], settings=replace(SERVICE, embedded=True), **kwargs) == [
         (tmp_path / "delivered.mp4").as_uri()]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 
+from smartcrop.admission import admit, admit_media
 from smartcrop.detector.analysis import FacePolicy, analyse, face_policy_for
 from smartcrop.detector.models import load_detector
 from smartcrop.events import DetectionsReady, JobRequested
-from smartcrop.job import check_against_source, check_source_media, validate_spec
 from smartcrop.media.probe import probe
-from smartcrop.runtime.transfer import check_destinations, ingest_source
+from smartcrop.runtime.transfer import ingest_source
 from smartcrop.stage import StageContext
 
 
@@ -41,8 +41,7 @@ class Preloaded:
 def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
     job = event.job
     settings = ctx.settings
-    validate_spec(job, settings.limits)  # the first stage is the edge for jobs produced straight onto Kafka
-    check_destinations(job, settings)
+    admit(job, settings)  # the first stage is the edge for jobs produced straight onto Kafka
     source_uri = ingest_source(job.source, ctx.storage, job.job_id, settings)
     with ctx.storage.local_copy(source_uri) as path:
         # the models load in the background while the source is probed and decoding begins
@@ -57,9 +56,7 @@ def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
             faces = Preloaded(lambda: load_face_analyzer(settings.face_model, settings.landmark_model))
             voice = voice_activity
         media = probe(path)  # a bad source or an impossible ratio fails here, before any model is used
-        check_source_media(media.duration, media.display_width, media.display_height, settings.limits)
-        for index, fmt in enumerate(job.formats):
-            check_against_source(fmt, media.display_width, media.display_height, f"format[{index}]")
+        admit_media(job, media, settings)
         data = analyse(path, media, detector, analysis_fps=settings.analysis_fps, batch_size=settings.detector_batch,
                        faces=faces, face_policy=policy, voice=voice, progress=ctx.progress,
                        check_cancelled=ctx.check_cancelled, count_frames=ctx.count_frames)

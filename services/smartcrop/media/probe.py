@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
+
+CONTAINERS = {"mov": "mp4/mov", "matroska": "matroska/webm", "avi": "avi", "mpegts": "mpeg-ts", "mpeg": "mpeg-ps",
+              "flv": "flv", "mxf": "mxf", "ogg": "ogg", "asf": "asf/wmv"}
+"""FFmpeg demuxers that are video containers. Every other demuxer stays closed: ``tty`` renders text files as video,
+``image2`` expands file-name patterns, ``concat``, ``hls`` and ``dash`` open the files and URLs a list names. Sources
+are always local files by the time they are opened (http(s) and s3 sources are downloaded first), so a manifest could
+only point at this machine's own files: streaming manifests are not sources."""
+
+OPEN_OPTIONS = {"format_whitelist": ",".join(CONTAINERS), "protocol_whitelist": "file"}
+"""FFmpeg enforces both lists itself on every open, including any file a demuxer opens on its own."""
 
 
 class MediaError(ValueError):
@@ -41,10 +54,70 @@ class MediaInfo:
 
 
 def open_container(path: str | Path) -> av.container.InputContainer:
+    """The source opened with a video container demuxer and the file protocol only; anything else is a MediaError."""
     try:
-        return av.open(str(path), metadata_errors="ignore")
+        return av.open(str(path), metadata_errors="ignore", options=dict(OPEN_OPTIONS))
+    except av.error.ArgumentError:  # what FFmpeg answers when the probed demuxer is not on the whitelist
+        detected = detect_format(path)
+        if detected is not None and not _is_container(detected):
+            raise MediaError(f"FFmpeg reads the source as {detected!r}, which is not a video container; expected "
+                             f"one of {', '.join(CONTAINERS.values())}") from None
+        raise MediaError("not a readable media file: FFmpeg refused to open it") from None
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
         raise MediaError(f"not a readable media file: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _is_container(name: str) -> bool:
+    return any(part in CONTAINERS for part in name.split(","))
+
+
+class _ProbeData(ctypes.Structure):
+    _fields_ = [("filename", ctypes.c_char_p), ("buf", ctypes.c_char_p), ("buf_size", ctypes.c_int),
+                ("mime_type", ctypes.c_char_p)]
+
+
+@functools.cache
+def _probe_function():
+    """libavformat's ``av_probe_input_format2`` from the library PyAV itself loaded (PyAV does not expose it)."""
+    candidates = sorted((Path(av.__file__).parent.parent / "av.libs").glob("libavformat*.so*"))
+    name = str(candidates[0]) if candidates else ctypes.util.find_library("avformat")
+    if name is None:
+        return None
+    function = ctypes.CDLL(name).av_probe_input_format2
+    function.argtypes = [ctypes.POINTER(_ProbeData), ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+    function.restype = ctypes.POINTER(ctypes.c_char_p)  # AVInputFormat*, whose first member is its name
+    return function
+
+
+PROBE_BYTES = 1 << 20
+PROBE_PADDING = 64  # AVPROBE_PADDING_SIZE zero bytes after the data
+
+
+def detect_format(path: str | Path) -> str | None:
+    """The demuxer FFmpeg picks for ``path``, found as ``avformat_open_input`` does (the name first, then the bytes),
+    without opening it: only to name a refused format in the error message."""
+    try:
+        function = _probe_function()
+    except (OSError, AttributeError):
+        return None
+    if function is None:
+        return None
+    filename = str(path).encode()
+    try:
+        with open(path, "rb") as file:
+            head = file.read(PROBE_BYTES)
+    except OSError:
+        head = None
+    for data, is_opened in ((b"", 0), (head, 1)):
+        if data is None:
+            continue
+        buffer = ctypes.create_string_buffer(data + bytes(PROBE_PADDING), len(data) + PROBE_PADDING)
+        probe_data = _ProbeData(filename, ctypes.cast(buffer, ctypes.c_char_p), len(data), None)
+        score = ctypes.c_int(0)
+        found = function(ctypes.byref(probe_data), is_opened, ctypes.byref(score))
+        if found:
+            return found[0].decode()
+    return None
 
 
 def clockwise_rotation(frame: av.VideoFrame) -> int:

@@ -65,18 +65,7 @@ def ingest_source(source: str, storage, job_id: str, settings: Settings) -> str:
         return storage.put_file(key, local)
 
 
-def check_destinations(job, settings: Settings) -> None:
-    """Refuse, before any work, S3 destinations on addresses jobs may not reach (the upload checks again)."""
-    policy = network_policy(settings)
-    for index, fmt in enumerate(job.formats):
-        if fmt.destination is not None and fmt.destination.is_s3:
-            endpoint = S3Location.parse(fmt.destination.url).endpoint
-            if not settings.is_own_s3_host(endpoint):
-                host, port = _host_port(endpoint, settings.s3_uses_tls(endpoint))
-                policy.check(host, port, f"format[{index}].destination.url")
-
-
-def _host_port(endpoint: str, tls: bool) -> tuple[str, int]:
+def host_port(endpoint: str, tls: bool) -> tuple[str, int]:
     host, _, port = endpoint.rpartition(":") if endpoint.rsplit(":", 1)[-1].isdigit() else (endpoint, "", "")
     return host, int(port or (443 if tls else 80))
 
@@ -87,21 +76,28 @@ def local_source(source: str, settings: Settings) -> Path:
     An embedded run reads any file of its user. A service reads only files inside ``SMARTCROP_FILE_SOURCE_ROOTS``,
     after resolving symlinks and ``..``, so a job cannot read the service's own secrets or configuration.
     """
-    path = file_path(source)
-    if not settings.embedded:
-        if not settings.file_source_roots:
-            raise JobError("source", "local files are not read by the services; use http(s):// or s3://, or set "
-                                     "SMARTCROP_FILE_SOURCE_ROOTS to the folders they may read")
-        if not path.is_absolute():
-            raise JobError("source", f"expected an absolute path, got {str(path)!r}")
-        real = path.resolve()
-        if not any(real.is_relative_to(Path(root).resolve()) for root in settings.file_source_roots):
-            raise JobError("source", f"{str(path)!r} is outside the folders the services may read "
-                                     f"(SMARTCROP_FILE_SOURCE_ROOTS)")
-        path = real
+    path = check_file_source(source, settings)
     if not path.is_file():
         raise SourceError(f"source file not found: {path}")
     return path
+
+
+def check_file_source(source: str, settings: Settings) -> Path:
+    """The path a local source names, if the process may read it (see :func:`local_source`); symlinks and ``..``
+    resolved for the services."""
+    path = file_path(source)
+    if settings.embedded:
+        return path
+    if not settings.file_source_roots:
+        raise JobError("source", "local files are not read by the services; use http(s):// or s3://, or set "
+                                 "SMARTCROP_FILE_SOURCE_ROOTS to the folders they may read")
+    if not path.is_absolute():
+        raise JobError("source", f"expected an absolute path, got {str(path)!r}")
+    real = path.resolve()
+    if not any(real.is_relative_to(Path(root).resolve()) for root in settings.file_source_roots):
+        raise JobError("source", f"{str(path)!r} is outside the folders the services may read "
+                                 f"(SMARTCROP_FILE_SOURCE_ROOTS)")
+    return real
 
 
 def download_http(url: str, target: Path, settings: Settings) -> None:
@@ -164,7 +160,7 @@ def foreign_s3_client(endpoint: str, access_key: str | None, secret_key: str | N
                          ca_bundle=settings.s3_ca_bundle or None)
     tls = settings.s3_uses_tls(endpoint)
     policy = network_policy(settings)
-    policy.check(*_host_port(endpoint, tls), field)
+    policy.check(*host_port(endpoint, tls), field)
     import urllib3
 
     pool = guarded_pool_manager(policy, field, connect_timeout=settings.http_connect_timeout,
@@ -254,10 +250,7 @@ def publish_outputs(rendered: Path, entry_points: list[Path], *, destination: De
             raise DestinationError(f"destination s3://{endpoint} unreachable: {_describe(exc)}") from None
         return [f"s3://{endpoint}/{location.bucket}/{keys[p]}" for p in entry_points]
 
-    if not settings.embedded:
-        raise JobError(f"format[{format_index}].destination.url",
-                       "the services deliver to s3:// destinations only; local paths are for smartcrop run")
-    target = file_path(destination.url)
+    target = file_path(destination.url)  # the services never get here: admission allows them s3:// only
     if is_directory:
         target.mkdir(parents=True, exist_ok=True)
         for path in files:
