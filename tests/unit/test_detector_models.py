@@ -102,3 +102,27 @@ def test_nms_keeps_the_best_of_overlapping_boxes():
     assert nms(boxes, score, 0.7).tolist() == [1, 2]
     assert nms(boxes, score, 0.95).tolist() == [1, 0, 2]
     assert nms(boxes[:0], score[:0], 0.7).tolist() == []
+
+
+def test_cuda_asks_for_tensorrt_then_cuda_on_the_chosen_gpu(tmp_path, monkeypatch):
+    from smartcrop.detector.models import onnx_providers
+
+    monkeypatch.setenv("SMARTCROP_HOME", str(tmp_path))
+    gpu_build = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    providers = onnx_providers("cuda:1", gpu_build, ONNX)
+    assert [p[0] if isinstance(p, tuple) else p for p in providers] == gpu_build
+    assert providers[0][1]["device_id"] == 1 and providers[1][1] == {"device_id": 1}
+    assert providers[0][1]["trt_engine_cache_path"] == str(tmp_path / "models" / "trt")
+    assert onnx_providers("cuda", gpu_build[1:], ONNX) == [("CUDAExecutionProvider", {"device_id": 0}),
+                                                          "CPUExecutionProvider"]
+    assert onnx_providers("", gpu_build, ONNX) == ["CPUExecutionProvider"]
+
+
+def test_openvino_devices():
+    from smartcrop.detector.models import _openvino_device
+
+    assert _openvino_device("", ["CPU"], OPENVINO / "yolo11n.xml") == "CPU"
+    assert _openvino_device("gpu", ["CPU", "GPU.0"], OPENVINO / "yolo11n.xml") == "GPU"
+    assert _openvino_device("gpu:0", ["CPU", "GPU.0"], OPENVINO / "yolo11n.xml") == "GPU.0"
+    with pytest.raises(ModelError, match="GPU.1 is not available"):
+        _openvino_device("gpu:1", ["CPU", "GPU.0"], OPENVINO / "yolo11n.xml")
