@@ -1,4 +1,5 @@
-"""Start-up stays light: the everyday commands never import a model runtime (seconds of torch and friends)."""
+"""Start-up stays light: the everyday commands never import a model runtime, inference never imports torch, and
+models load in the background."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
+import pytest
+
+from smartcrop.detector.models import ModelError
+from smartcrop.detector.stage import Preloaded
 from tests.conftest import REPO
 
 HEAVY = ("torch", "ultralytics", "openvino", "onnxruntime", "mediapipe", "cv2", "torchvision")
@@ -50,3 +56,37 @@ def test_the_probe_sees_a_heavy_import():
     result = subprocess.run([sys.executable, "-c", script, "--help"], capture_output=True, text=True, timeout=120,
                             env=environment)
     assert '"onnxruntime"' in result.stdout
+
+
+def test_inference_imports_neither_torch_nor_ultralytics(detector_model):
+    """The lean path: loading the shared export and detecting on a frame leaves torch and ultralytics unloaded."""
+    environment = {**os.environ, "PYTHONPATH": f"{REPO / 'services'}{os.pathsep}{REPO}"}
+    script = ("import sys, json, numpy as np\n"
+              "from smartcrop.detector.models import load_detector\n"
+              f"found = load_detector({detector_model!r})([np.full((360, 640, 3), 120, np.uint8)])\n"
+              "assert len(found) == 1\n"
+              "print(json.dumps(sorted(m for m in ('torch', 'torchvision', 'ultralytics') if m in sys.modules)))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env=environment)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == []
+
+
+def test_models_load_in_the_background_and_errors_reach_the_first_call():
+    started, release = threading.Event(), threading.Event()
+
+    def load():
+        started.set()
+        release.wait(30)
+        return lambda value: value * 2
+
+    model = Preloaded(load)
+    assert started.wait(30), "loading began before the model was first used"
+    release.set()
+    assert model(3) == 6 and model(4) == 8
+
+    def broken():
+        raise ModelError("detector model not found: x.onnx")
+
+    with pytest.raises(ModelError, match="x.onnx"):
+        Preloaded(broken)(1)
