@@ -34,8 +34,8 @@ FROM runtime AS app
 RUN useradd --uid 10001 --user-group --home-dir /var/cache/smartcrop --no-create-home --shell /usr/sbin/nologin \
         smartcrop \
     && mkdir -p /var/cache/smartcrop && chown 10001:10001 /var/cache/smartcrop
-# SMARTCROP_HOME holds downloaded model weights; ultralytics saves official YOLO weights (yolo11n.pt) into the
-# working directory, so that is SMARTCROP_HOME too. Library caches go to /tmp.
+# SMARTCROP_HOME holds downloaded model weights and their exports (an official YOLO name such as yolo11n.pt is
+# downloaded and exported once into SMARTCROP_HOME/models); it is the working directory too. Library caches go to /tmp.
 ENV SMARTCROP_HOME=/var/cache/smartcrop HOME=/var/cache/smartcrop SMARTCROP_METRICS_PORT=9100 \
     YOLO_CONFIG_DIR=/tmp/ultralytics MPLCONFIGDIR=/tmp/matplotlib
 WORKDIR /var/cache/smartcrop
