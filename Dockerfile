@@ -26,14 +26,16 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.14.1 t
     && python -c "import smartcrop.cli"
 
 FROM source AS build-gpu
-RUN pip install . && python -c "import smartcrop.cli"
+# onnxruntime-gpu (CUDA and TensorRT execution providers) replaces the CPU build: both install `onnxruntime`.
+RUN pip install . && pip uninstall -y onnxruntime && pip install "onnxruntime-gpu>=1.18" \
+    && python -c "import smartcrop.cli"
 
 FROM runtime AS app
 RUN useradd --uid 10001 --user-group --home-dir /var/cache/smartcrop --no-create-home --shell /usr/sbin/nologin \
         smartcrop \
     && mkdir -p /var/cache/smartcrop && chown 10001:10001 /var/cache/smartcrop
-# SMARTCROP_HOME holds downloaded model weights; ultralytics saves official YOLO weights (yolo11n.pt) into the
-# working directory, so that is SMARTCROP_HOME too. Library caches go to /tmp.
+# SMARTCROP_HOME holds downloaded model weights and their exports (an official YOLO name such as yolo11n.pt is
+# downloaded and exported once into SMARTCROP_HOME/models); it is the working directory too. Library caches go to /tmp.
 ENV SMARTCROP_HOME=/var/cache/smartcrop HOME=/var/cache/smartcrop SMARTCROP_METRICS_PORT=9100 \
     YOLO_CONFIG_DIR=/tmp/ultralytics MPLCONFIGDIR=/tmp/matplotlib
 WORKDIR /var/cache/smartcrop

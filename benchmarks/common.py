@@ -26,7 +26,7 @@ BENCH = REPO / "benchmarks"
 CACHE = BENCH / ".cache"
 RESULTS = BENCH / "results"
 README = BENCH / "README.md"
-DEFAULT_MODEL_NAME = "yolov8n_int8.onnx"
+DEFAULT_MODEL_NAME = "yolo11n_int8_openvino_model"
 
 
 def shared_dir() -> Path:
@@ -38,7 +38,7 @@ def media_dir() -> Path:
 
 
 def resolve_model(choice: str | None) -> str:
-    """``--model``, else ``SMARTCROP_DETECTOR_MODEL``, else the shared int8 YOLOv8n; paths are made absolute (tried
+    """``--model``, else ``SMARTCROP_DETECTOR_MODEL``, else the shared int8 YOLO11n IR; paths are made absolute (tried
     against the working directory, then the repository root) so child processes see the same file."""
     value = choice or os.environ.get("SMARTCROP_DETECTOR_MODEL") or str(shared_dir() / "models" / DEFAULT_MODEL_NAME)
     for base in (Path.cwd(), REPO):

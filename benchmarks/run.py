@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "services: batches per set-up and overhead runs per clip")
     parser.add_argument("--batch", type=int, default=12, help="services: short jobs published at once (default 12)")
     parser.add_argument("--model", help="detector model (default: $SMARTCROP_DETECTOR_MODEL, else "
-                        "../shared/models/yolov8n_int8.onnx), e.g. ../shared/models/yolo11n_int8_openvino_model/")
+                        "../shared/models/yolo11n_int8_openvino_model), e.g. ../shared/models/yolov8n_int8.onnx")
     parser.add_argument("--refresh", action="store_true", help="recompute cached references and the talking composite")
     parser.add_argument("--no-readme", action="store_true", help="print the tables instead of updating README.md")
     parser.add_argument("--debug", action="store_true", help="debug logging")

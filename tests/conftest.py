@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SMARTCROP_SHARED", REPO.parent / "shared")).resolve()
-DEFAULT_TEST_MODEL = SHARED / "models" / "yolov8n_int8.onnx"
+DEFAULT_TEST_MODEL = SHARED / "models" / "yolo11n_int8_openvino_model"
 
 # The tests run offline: point the models at the shared files unless the caller chose others.
 os.environ.setdefault("SMARTCROP_DETECTOR_MODEL", str(DEFAULT_TEST_MODEL))

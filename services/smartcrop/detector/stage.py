@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from smartcrop.admission import admit, admit_media
 from smartcrop.detector.analysis import FacePolicy, analyse, face_policy_for
 from smartcrop.detector.models import load_detector
@@ -11,18 +13,28 @@ from smartcrop.runtime.transfer import ingest_source
 from smartcrop.stage import StageContext
 
 
-class Lazy:
-    """A model callable that loads on its first call (loaders are cached per process, so this is cheap later)."""
+class Preloaded:
+    """A model loading on a background thread from the moment it is asked for, so the probe and the first decode
+    run meanwhile; the first call waits for it and raises its load error, if any (loaders are cached per process)."""
 
     def __init__(self, load):
-        self.load = load
         self.loaded = None
         self.baseline = 0.0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._load, args=(load,), name="model-load", daemon=True)
+        self._thread.start()
+
+    def _load(self, load):
+        try:
+            self.loaded = load()
+            self.baseline = getattr(self.loaded, "inference_seconds", 0.0)
+        except BaseException as exc:  # handed to the caller on first use
+            self._error = exc
 
     def __call__(self, *args):
-        if self.loaded is None:
-            self.loaded = self.load()
-            self.baseline = getattr(self.loaded, "inference_seconds", 0.0)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
         return self.loaded(*args)
 
 
@@ -32,18 +44,19 @@ def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
     admit(job, settings)  # the first stage is the edge for jobs produced straight onto Kafka
     source_uri = ingest_source(job.source, ctx.storage, job.job_id, settings)
     with ctx.storage.local_copy(source_uri) as path:
-        media = probe(path)  # a bad source or an impossible ratio fails here, before any model loads
-        admit_media(job, media, settings)
-        # the models load on the inference thread, on first use, while decoding has already begun
-        detector = Lazy(lambda: load_detector(settings.detector_model, settings.device))
+        # the models load in the background while the source is probed and decoding begins
+        detector = Preloaded(lambda: load_detector(settings.detector_model, settings.device,
+                                                   settings.inference_threads))
         policy = face_policy_for(fmt.method for fmt in job.formats if fmt.smart_crop)
         faces = voice = None
         if policy is not FacePolicy.NONE:
             from smartcrop.detector.faces import load_face_analyzer
             from smartcrop.media.voice import voice_activity
 
-            faces = Lazy(lambda: load_face_analyzer(settings.face_model, settings.landmark_model))
+            faces = Preloaded(lambda: load_face_analyzer(settings.face_model, settings.landmark_model))
             voice = voice_activity
+        media = probe(path)  # a bad source or an impossible ratio fails here, before any model is used
+        admit_media(job, media, settings)
         data = analyse(path, media, detector, analysis_fps=settings.analysis_fps, batch_size=settings.detector_batch,
                        faces=faces, face_policy=policy, voice=voice, progress=ctx.progress,
                        check_cancelled=ctx.check_cancelled, count_frames=ctx.count_frames)

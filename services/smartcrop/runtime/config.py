@@ -94,6 +94,7 @@ class Settings:
     face_model: str = DEFAULT_FACE_MODEL
     landmark_model: str = DEFAULT_LANDMARK_MODEL
     device: str = ""
+    inference_threads: int = 0  # threads the detector runtime may use; 0: every core this process may run on
     analysis_fps: float = 5.0
     detector_batch: int = 8
     metrics_port: int = 0
@@ -128,6 +129,7 @@ class Settings:
             face_model=_env("SMARTCROP_FACE_MODEL", DEFAULT_FACE_MODEL),
             landmark_model=_env("SMARTCROP_LANDMARK_MODEL", DEFAULT_LANDMARK_MODEL),
             device=_env("SMARTCROP_DEVICE", ""),
+            inference_threads=max(0, _env_int("SMARTCROP_INFERENCE_THREADS", 0)),
             analysis_fps=_env_float("SMARTCROP_ANALYSIS_FPS", cls.analysis_fps),
             detector_batch=_env_int("SMARTCROP_DETECTOR_BATCH", cls.detector_batch),
             metrics_port=_env_int("SMARTCROP_METRICS_PORT", 0),

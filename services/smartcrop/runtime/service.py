@@ -472,7 +472,7 @@ def serve(stage_name: str, settings: Settings | None = None) -> None:
         def warmup(s: Settings) -> None:  # a misconfigured model fails the service at start, loudly
             from smartcrop.detector.faces import load_face_analyzer
 
-            load_detector(s.detector_model, s.device)
+            load_detector(s.detector_model, s.device, s.inference_threads)
             load_face_analyzer(s.face_model, s.landmark_model)
 
     service = StageService(stage, settings, warmup=warmup)

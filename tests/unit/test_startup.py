@@ -1,0 +1,92 @@
+"""Start-up stays light: the everyday commands never import a model runtime, inference never imports torch, and
+models load in the background."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from smartcrop.detector.models import ModelError
+from smartcrop.detector.stage import Preloaded
+from tests.conftest import REPO
+
+HEAVY = ("torch", "ultralytics", "openvino", "onnxruntime", "mediapipe", "cv2", "torchvision")
+
+PROBE = """
+import json, sys
+from smartcrop.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+print("\\nLOADED " + json.dumps(sorted(m for m in {heavy} if m in sys.modules)))
+"""
+
+
+def loaded_after(*argv: str, **env: str) -> list[str]:
+    """Runs ``smartcrop argv`` in a fresh interpreter and lists the heavy modules it imported."""
+    environment = {**os.environ, "PYTHONPATH": f"{REPO / 'services'}{os.pathsep}{REPO}", **env}
+    result = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *argv], capture_output=True, text=True,
+                            timeout=120, env=environment)
+    line = [row for row in result.stdout.splitlines() if row.startswith("LOADED ")]
+    assert line, (result.stdout, result.stderr)
+    return json.loads(line[-1][len("LOADED "):])
+
+
+def test_help_imports_no_model_runtime():
+    for argv in (["--help"], ["run", "--help"], ["status", "--help"], ["submit", "--help"], ["serve", "--help"]):
+        assert loaded_after(*argv) == [], argv
+
+
+def test_status_imports_no_model_runtime():
+    """A real status query (here against a closed port, so it fails after reaching Kafka's client)."""
+    assert loaded_after("status", "job-0", SMARTCROP_KAFKA_BOOTSTRAP="127.0.0.1:9") == []
+
+
+def test_the_probe_sees_a_heavy_import():
+    """The check above can fail: importing the detector's runtime shows up."""
+    environment = {**os.environ, "PYTHONPATH": f"{REPO / 'services'}{os.pathsep}{REPO}"}
+    script = PROBE.format(heavy=HEAVY).replace("from smartcrop.cli import main",
+                                               "from smartcrop.cli import main\nimport onnxruntime")
+    result = subprocess.run([sys.executable, "-c", script, "--help"], capture_output=True, text=True, timeout=120,
+                            env=environment)
+    assert '"onnxruntime"' in result.stdout
+
+
+def test_inference_imports_neither_torch_nor_ultralytics(detector_model):
+    """The lean path: loading the shared export and detecting on a frame leaves torch and ultralytics unloaded."""
+    environment = {**os.environ, "PYTHONPATH": f"{REPO / 'services'}{os.pathsep}{REPO}"}
+    script = ("import sys, json, numpy as np\n"
+              "from smartcrop.detector.models import load_detector\n"
+              f"found = load_detector({detector_model!r})([np.full((360, 640, 3), 120, np.uint8)])\n"
+              "assert len(found) == 1\n"
+              "print(json.dumps(sorted(m for m in ('torch', 'torchvision', 'ultralytics') if m in sys.modules)))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env=environment)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == []
+
+
+def test_models_load_in_the_background_and_errors_reach_the_first_call():
+    started, release = threading.Event(), threading.Event()
+
+    def load():
+        started.set()
+        release.wait(30)
+        return lambda value: value * 2
+
+    model = Preloaded(load)
+    assert started.wait(30), "loading began before the model was first used"
+    release.set()
+    assert model(3) == 6 and model(4) == 8
+
+    def broken():
+        raise ModelError("detector model not found: x.onnx")
+
+    with pytest.raises(ModelError, match="x.onnx"):
+        Preloaded(broken)(1)
