@@ -250,9 +250,9 @@ def cmd_submit(args) -> int:
     job = load_job_file(args.job, limits=settings.limits)
     admit(job, settings)  # a job the services would refuse is never published
     publisher = EventPublisher(settings)
-    publisher.publish(JobStatus(job.job_id, JobState.QUEUED, "submit", 0.0))
-    publisher.publish(JobRequested(job=job))
-    publisher.flush()
+    # each acknowledged by the broker (acks=all) before the next, and before the job id is printed
+    publisher.publish_confirmed(JobStatus(job.job_id, JobState.QUEUED, "submit", 0.0))
+    publisher.publish_confirmed(JobRequested(job=job))
     print(json.dumps({"job_id": job.job_id}), flush=True)
     if not args.wait:
         return 0
