@@ -367,7 +367,7 @@ class StageService:
         """Progress goes out at once, outside the transaction, so followers see it while the job runs."""
         try:
             self.status_producer.produce(self.settings.topic("status"), key=status.job_id.encode(),
-                                         value=encode_event(status, self.box))
+                                         value=encode_event(status, self.box), on_delivery=_on_status_delivery)
             self.status_producer.poll(0)
         except (KafkaException, BufferError) as exc:
             log.warning("progress event dropped: %s", exc)
@@ -438,6 +438,12 @@ class StageService:
                 log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
                 time.sleep(delay)
                 attempt += 1
+
+
+def _on_status_delivery(error, message) -> None:
+    """Progress is best effort (the final status goes out in the stage's transaction), but never silently lost."""
+    if error is not None:
+        log.warning("progress event not delivered to %s: %s: %s", message.topic(), error.name(), error.str())
 
 
 def partition_lag(info: dict, committed_here: int) -> int | None:
