@@ -71,3 +71,16 @@ def test_a_broker_that_is_down_fails_submit_within_the_delivery_timeout(settings
                         SMARTCROP_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}",
                         SMARTCROP_KAFKA_DELIVERY_TIMEOUT_MS="3000")
     assert_failed_loudly(result, "_TRANSPORT", "_TIMED_OUT", "_MSG_TIMED_OUT", "_ALL_BROKERS_DOWN")
+
+
+def test_a_submit_retried_after_the_broker_was_down_delivers_the_job_once(own_prefix, stack_env, tmp_path):
+    ensure_topics(own_prefix, partitions=1)
+    job_id = f"retried-{uuid.uuid4().hex[:6]}"
+    down = run_submit(own_prefix, stack_env, tmp_path, job_id, SMARTCROP_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}",
+                      SMARTCROP_KAFKA_DELIVERY_TIMEOUT_MS="3000")
+    assert down.returncode == 1 and down.stdout == ""
+    retried = run_submit(own_prefix, stack_env, tmp_path, job_id)
+    assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout) == {"job_id": job_id}
+    assert [event.job_id for event in committed_events(own_prefix, "jobs")] == [job_id]
+    assert [event.status.value for event in committed_events(own_prefix, "status")] == ["queued"]
