@@ -180,4 +180,4 @@ def test_a_replay_while_the_first_run_is_in_progress_follows_that_run(services, 
     counts = per_topic(settings, job_id)
     assert counts["jobs"] == 2 and counts["detections"] == counts["tracks"] == counts["plans"] == 1, counts
     statuses = one_run(settings, job_id)
-    assert final["outputs"] == statuses[-1].outputs
+    assert final["outputs"] == list(statuses[-1].outputs)
