@@ -243,16 +243,24 @@ def cmd_demo(args) -> int:
 def cmd_submit(args) -> int:
     from smartcrop.admission import admit
     from smartcrop.events import JobRequested, JobState, JobStatus
+    from smartcrop.idempotency import Claim, claim, fingerprint
     from smartcrop.runtime.config import Settings
-    from smartcrop.runtime.kafka import EventPublisher
+    from smartcrop.runtime.kafka import EventPublisher, latest_status
+    from smartcrop.runtime.storage import S3Storage
 
     settings = Settings.from_env()
     job = load_job_file(args.job, limits=settings.limits)
     admit(job, settings)  # a job the services would refuse is never published
+    # one id, one job: a different job under a taken id stops here (job_id_conflict) with nothing published
+    claimed = claim(S3Storage.from_settings(settings), job.job_id, fingerprint(job, None, settings.secret_key))
+    current = None if claimed is Claim.NEW else latest_status(settings, job.job_id)
     publisher = EventPublisher(settings)
-    publisher.publish(JobStatus(job.job_id, JobState.QUEUED, "submit", 0.0))
-    publisher.publish(JobRequested(job=job))
-    publisher.flush()
+    # each acknowledged by the broker (acks=all) before the next, and before the job id is printed. A replay
+    # publishes only what an earlier submit may have failed to deliver; never a status over the job's real one
+    if current is None:
+        publisher.publish_confirmed(JobStatus(job.job_id, JobState.QUEUED, "submit", 0.0))
+    if current is None or (current.stage == "submit" and current.status is JobState.QUEUED):
+        publisher.publish_confirmed(JobRequested(job=job))  # the detector runs a job once, however often sent
     print(json.dumps({"job_id": job.job_id}), flush=True)
     if not args.wait:
         return 0

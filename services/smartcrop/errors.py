@@ -14,8 +14,9 @@ CANCELLED = "cancelled"
 INTERNAL = "internal"
 STORAGE_UNAVAILABLE = "storage_unavailable"  # transient: only final once the retries are spent
 BROKER_UNAVAILABLE = "broker_unavailable"  # transient, likewise
+JOB_ID_CONFLICT = "job_id_conflict"  # the job id names a different job: refused, the first job untouched
 CODES = (INVALID_JOB, SOURCE_UNREADABLE, DESTINATION_UNREACHABLE, MODEL_UNAVAILABLE, CANCELLED, INTERNAL,
-         STORAGE_UNAVAILABLE, BROKER_UNAVAILABLE)
+         STORAGE_UNAVAILABLE, BROKER_UNAVAILABLE, JOB_ID_CONFLICT)
 
 
 @dataclass(frozen=True)

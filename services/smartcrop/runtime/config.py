@@ -100,6 +100,7 @@ class Settings:
     metrics_port: int = 0
     instance_id: str = ""
     kafka_session_timeout_ms: int = 15000  # how soon a dead instance's partitions move to another
+    kafka_delivery_timeout_ms: int = 20000  # how long a submit waits for the broker's ack before it fails
     storage_retry_seconds: float = 60.0  # how long a storage read/write rides out an outage before the job retries
     job_attempts: int = 6  # tries per job and stage on transient faults, with backoff between them
     limits: Limits = field(default_factory=Limits)
@@ -135,6 +136,8 @@ class Settings:
             metrics_port=_env_int("SMARTCROP_METRICS_PORT", 0),
             instance_id=_env("SMARTCROP_INSTANCE_ID", "") or f"{os.uname().nodename}-{os.getpid()}",
             kafka_session_timeout_ms=_env_int("SMARTCROP_KAFKA_SESSION_TIMEOUT_MS", cls.kafka_session_timeout_ms),
+            kafka_delivery_timeout_ms=_env_int("SMARTCROP_KAFKA_DELIVERY_TIMEOUT_MS",
+                                               cls.kafka_delivery_timeout_ms),
             storage_retry_seconds=_env_float("SMARTCROP_STORAGE_RETRY_SECONDS", cls.storage_retry_seconds),
             job_attempts=max(1, _env_int("SMARTCROP_JOB_ATTEMPTS", cls.job_attempts)),
             s3_ca_bundle=_env("SMARTCROP_S3_CA_BUNDLE", ""),

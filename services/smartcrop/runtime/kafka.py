@@ -22,16 +22,26 @@ log = logging.getLogger(__name__)
 DEFAULT_PARTITIONS = 6
 
 
+def log_client_error(error: KafkaError) -> None:
+    """Every client's ``error_cb``: fatal errors (a fenced or broken idempotent producer, failed authorisation) are
+    errors, the rest (a broker briefly unreachable) warnings the client recovers from by itself."""
+    if error.fatal():
+        log.error("fatal Kafka client error %s: %s", error.name(), error.str())
+    else:
+        log.warning("Kafka client error %s: %s", error.name(), error.str())
+
+
 def client_config(settings: Settings, defaults: dict | None = None, **required) -> dict:
     """Bootstrap, our tunable defaults, then any ``SMARTCROP_KAFKA_CONF_*`` pass-through (TLS, SASL, timeouts ...),
     then the settings correctness depends on, which no pass-through may change."""
     return {"bootstrap.servers": settings.kafka_bootstrap, "logger": kafka_client_logger(),
-            "reconnect.backoff.ms": 250, **(defaults or {}), **settings.kafka_extra, **required}
+            "error_cb": log_client_error, "reconnect.backoff.ms": 250, **(defaults or {}), **settings.kafka_extra,
+            **required}
 
 
-def producer_config(settings: Settings, **required) -> dict:
+def producer_config(settings: Settings, defaults: dict | None = None, **required) -> dict:
     # murmur2 like the Java clients, so upstream producers and we agree on which partition a job id lands in
-    return client_config(settings, {"linger.ms": 5}, **{
+    return client_config(settings, {"linger.ms": 5, **(defaults or {})}, **{
         "enable.idempotence": True, "acks": "all", "partitioner": "murmur2_random", **required})
 
 
@@ -79,23 +89,89 @@ def wait_for_broker(settings: Settings, timeout: float = 60.0) -> None:
                 raise
 
 
+class DeliveryError(KafkaException):
+    """The broker did not acknowledge an event: names the Kafka error (``MSG_SIZE_TOO_LARGE``,
+    ``UNKNOWN_TOPIC_OR_PART``, ``_MSG_TIMED_OUT`` ...) and the topic."""
+
+    def __init__(self, error: KafkaError, topic: str):
+        super().__init__(error)
+        self.error, self.topic = error, topic
+
+    @property
+    def kafka_code(self) -> str:
+        return self.error.name()
+
+    def __str__(self) -> str:
+        return f"event not delivered to {self.topic}: {self.error.name()}: {self.error.str()}"
+
+
 class EventPublisher:
-    """Publishes events keyed by job id on their topics (idempotent producer, acks=all)."""
+    """Publishes events keyed by job id on their topics (idempotent producer, acks=all), each with a delivery
+    report. ``publish_confirmed`` returns only once the broker acknowledged the event; otherwise, and for
+    ``publish``, the first failed delivery or fatal client error is kept and raised by the next publish or flush,
+    so nothing that failed looks delivered. A broker that is down fails a delivery within
+    ``kafka_delivery_timeout_ms`` rather than never."""
 
     def __init__(self, settings: Settings, box: SecretBox | None = None):
         self.settings = settings
         self.box = box or SecretBox(settings.secret_key)
-        self.producer = Producer(producer_config(settings))
+        self._error: DeliveryError | None = None
+        self._known_topics: set[str] = set()
+        self.producer = Producer(producer_config(
+            settings, {"message.timeout.ms": settings.kafka_delivery_timeout_ms}, error_cb=self._on_error))
+
+    def _on_error(self, error: KafkaError) -> None:
+        log_client_error(error)
+        if error.fatal() and self._error is None:
+            self._error = DeliveryError(error, "(client)")
+
+    def _on_delivery(self, error: KafkaError | None, message) -> None:
+        if error is not None and self._error is None:
+            self._error = DeliveryError(error, message.topic())
+
+    def _raise_kept_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _check_topic(self, topic: str) -> None:
+        """A topic that does not exist fails at once with UNKNOWN_TOPIC_OR_PART instead of waiting out the
+        delivery timeout (the broker does not create topics on first use)."""
+        if topic in self._known_topics:
+            return
+        timeout = self.settings.kafka_delivery_timeout_ms / 1000
+        try:
+            metadata = self.producer.list_topics(topic, timeout=timeout)
+        except KafkaException as exc:
+            raise DeliveryError(exc.args[0], topic) from None
+        error = metadata.topics[topic].error if topic in metadata.topics else None
+        if error is not None:
+            raise DeliveryError(error, topic)
+        self._known_topics.add(topic)
 
     def publish(self, event: Event) -> None:
-        self.producer.produce(self.settings.topic(event.TOPIC), key=event.job_id.encode(),
-                              value=encode_event(event, self.box))
+        self._raise_kept_error()
+        topic = self.settings.topic(event.TOPIC)
+        self._check_topic(topic)
+        try:
+            self.producer.produce(topic, key=event.job_id.encode(), value=encode_event(event, self.box),
+                                  on_delivery=self._on_delivery)
+        except KafkaException as exc:  # refused before it left: too large for the client, queue full ...
+            raise DeliveryError(exc.args[0], topic) from None
         self.producer.poll(0)
 
-    def flush(self, timeout: float = 30.0) -> None:
+    def publish_confirmed(self, event: Event) -> None:
+        """Publish and wait for the broker's ack (acks=all); raises DeliveryError naming the Kafka error."""
+        self.publish(event)
+        self.flush()
+
+    def flush(self, timeout: float | None = None) -> None:
+        if timeout is None:  # the delivery timeout plus a margin for the callbacks to run
+            timeout = self.settings.kafka_delivery_timeout_ms / 1000 + 5
         remaining = self.producer.flush(timeout)
+        self._raise_kept_error()
         if remaining:
-            raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, f"{remaining} events not delivered"))
+            raise DeliveryError(KafkaError(KafkaError._MSG_TIMED_OUT, f"{remaining} events not delivered"),
+                                "(pending)")
 
 
 def read_topic(settings: Settings, topic: str, *, follow: bool, key: str | None = None,

@@ -33,7 +33,7 @@ LAST_PROGRESS = Gauge("smartcrop_last_progress_timestamp_seconds", "Unix time of
                       ["stage"])
 
 
-OUTCOMES = ("completed", "failed", "cancelled", "abandoned", "dead_letter")
+OUTCOMES = ("completed", "failed", "cancelled", "abandoned", "dead_letter", "replayed", "job_id_conflict")
 
 
 def initialise(stage: str, failure_codes: tuple[str, ...]) -> None:

@@ -29,7 +29,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from smartcrop.cancellation import CancelWatch
 from smartcrop.errors import CANCELLED, CODES, classify
-from smartcrop.events import ErrorInfo, Event, JobState, JobStatus, decode_event, encode_event
+from smartcrop.events import ErrorInfo, Event, JobRequested, JobState, JobStatus, decode_event, encode_event
+from smartcrop.idempotency import JobIdConflict, Origin, claim, fingerprint, start_once
 from smartcrop.runtime import metrics
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.kafka import admin_client, client_config, producer_config
@@ -202,7 +203,7 @@ class StageService:
         metrics.IN_FLIGHT.labels(self.stage.name).inc()
         started = time.monotonic()
         try:
-            outcome = self._work_on(event, message)
+            outcome = self._admit_job_id(event, message) or self._work_on(event, message)
             metrics.MESSAGES.labels(self.stage.name, outcome).inc()
             if outcome in ("completed", "failed", "cancelled"):
                 metrics.STAGE_SECONDS.labels(self.stage.name).observe(time.monotonic() - started)
@@ -211,6 +212,40 @@ class StageService:
             current_job.reset(token)
             if self.consumer is not None:
                 self.consumer.resume(self.consumer.assignment())
+
+    def _admit_job_id(self, event: Event, message) -> str | None:
+        """The first stage holds every job to one id, one job, one run (see ``smartcrop.idempotency``): a replay
+        of a job another message started is committed and skipped, with no status; a different job under a taken
+        id goes to the dead-letter topic with ``job_id_conflict`` and writes nothing under that id. None: run it."""
+        if not isinstance(event, JobRequested):
+            return None
+        try:
+            job_fingerprint = fingerprint(event.job, self.box, self.settings.secret_key)
+        except Exception as exc:  # a secret sealed with another key: the stages fail the job as they always did
+            log.warning("cannot fingerprint the job (%s); it runs without the replay check", type(exc).__name__)
+            return None
+        origin = Origin(message.topic(), message.partition(), message.offset())
+        try:
+            claim(self.storage, event.job_id, job_fingerprint)
+            if start_once(self.storage, event.job_id, origin):
+                return None
+        except JobIdConflict as exc:
+            log.warning("%s", exc, extra={"code": exc.code})
+            headers = [("error", exc.code.encode()), ("message", str(exc).encode()[:1000]),
+                       ("stage", self.stage.name.encode()), ("source_topic", message.topic().encode()),
+                       ("source_partition", str(message.partition()).encode()),
+                       ("source_offset", str(message.offset()).encode())]
+            self._commit([], message, dlq=(message.value() or b"", headers))
+            return "job_id_conflict"
+        except StorageError as exc:  # the claim cannot be checked now: take the message again after a pause
+            log.warning("cannot check the job id (%s); retrying", exc)
+            metrics.RETRIES.labels(self.stage.name).inc()
+            self._rewind(message)
+            self._sleep_polling(5.0)
+            return "abandoned"
+        log.info("replay of a job already started by another message; skipped")
+        self._commit([], message)
+        return "replayed"
 
     def _work_on(self, event: Event, message) -> str:
         work = self.work = _Work()
@@ -367,7 +402,7 @@ class StageService:
         """Progress goes out at once, outside the transaction, so followers see it while the job runs."""
         try:
             self.status_producer.produce(self.settings.topic("status"), key=status.job_id.encode(),
-                                         value=encode_event(status, self.box))
+                                         value=encode_event(status, self.box), on_delivery=_on_status_delivery)
             self.status_producer.poll(0)
         except (KafkaException, BufferError) as exc:
             log.warning("progress event dropped: %s", exc)
@@ -438,6 +473,12 @@ class StageService:
                 log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
                 time.sleep(delay)
                 attempt += 1
+
+
+def _on_status_delivery(error, message) -> None:
+    """Progress is best effort (the final status goes out in the stage's transaction), but never silently lost."""
+    if error is not None:
+        log.warning("progress event not delivered to %s: %s: %s", message.topic(), error.name(), error.str())
 
 
 def partition_lag(info: dict, committed_here: int) -> int | None:

@@ -104,6 +104,17 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
 
+    def create_once(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> bool:
+        """Write ``key`` only if it does not exist (atomically); False when it already did."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(path, "xb") as out:
+                out.write(data)
+        except FileExistsError:
+            return False
+        return True
+
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -245,6 +256,25 @@ class S3Storage:
 
         self._retrying(write)
         return self.uri(key)
+
+    def create_once(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> bool:
+        """Write ``key`` only if it does not exist yet: one atomic conditional PUT (``If-None-Match: *``), so of
+        two writers exactly one wins. False when the object already existed (a retry whose first try did land
+        also reads False: callers compare the stored content with their own)."""
+        from minio.error import S3Error
+
+        def write() -> bool:
+            with _wrap_s3_errors("create", self.uri(key)):
+                try:  # put_object would send the header as user metadata; the plain PUT carries it as is
+                    self.client._put_object(self.bucket, key, data,
+                                            headers={"If-None-Match": "*", "Content-Type": content_type})
+                except S3Error as exc:
+                    if exc.code == "PreconditionFailed":
+                        return False
+                    raise
+                return True
+
+        return self._retrying(write)
 
     def put_file(self, key: str, path: Path, content_type: str | None = None) -> str:
         def upload() -> None:
