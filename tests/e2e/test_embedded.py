@@ -122,6 +122,21 @@ def test_a_missing_model_is_a_loud_failure(tmp_path):
     assert result.stderr.startswith("error: [model_unavailable] detector model not found:"), result.stderr
 
 
+def test_a_centre_crop_needs_no_model(tmp_path):
+    """``--no-smart-crop`` looks at nobody, so it runs where no model file is configured or reachable."""
+    clip = shared_media("B_C_basketball_two_players_240p_mmaction2.mp4")
+    env = {**__import__("os").environ, "SMARTCROP_DETECTOR_MODEL": str(tmp_path / "no-such-model.onnx"),
+           "SMARTCROP_FACE_MODEL": str(tmp_path / "no-face-model.onnx")}
+    plan = tmp_path / "plan.json"
+    result = subprocess.run([sys.executable, "-m", "smartcrop", "run", str(clip), "-o", str(tmp_path / "o.mp4"),
+                             "--no-smart-crop", "--plan-json", str(plan), "--quiet"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    frames = json.loads(plan.read_text())["frames"]
+    media = probe(clip)
+    assert {round(f["x"] + f["w"] / 2) for f in frames} == {round(media.display_width / 2)}
+
+
 def make_vfr_clip(source: Path, out: Path) -> list[float]:
     """Re-encode a real clip keeping its timestamps but dropping frames unevenly: variable frame rate."""
     import av

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
+
 from smartcrop.admission import admit, admit_media
 from smartcrop.detector.analysis import FacePolicy, analyse, face_policy_for
-from smartcrop.detector.models import load_detector
+from smartcrop.detector.models import FrameDetections, load_detector
 from smartcrop.events import DetectionsReady, JobRequested
 from smartcrop.media.probe import probe
 from smartcrop.runtime.transfer import ingest_source
@@ -38,6 +40,11 @@ class Preloaded:
         return self.loaded(*args)
 
 
+def no_objects(images: list) -> list[FrameDetections]:
+    """The detector of a job without smart crop: its centre crop needs the timeline, not the people in it."""
+    return [FrameDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, int)) for _ in images]
+
+
 def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
     job = event.job
     settings = ctx.settings
@@ -45,8 +52,10 @@ def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
     source_uri = ingest_source(job.source, ctx.storage, job.job_id, settings)
     with ctx.storage.local_copy(source_uri) as path:
         # the models load in the background while the source is probed and decoding begins
-        detector = Preloaded(lambda: load_detector(settings.detector_model, settings.device,
-                                                   settings.inference_threads))
+        detector = no_objects
+        if any(fmt.smart_crop for fmt in job.formats):
+            detector = Preloaded(lambda: load_detector(settings.detector_model, settings.device,
+                                                       settings.inference_threads))
         policy = face_policy_for(fmt.method for fmt in job.formats if fmt.smart_crop)
         faces = voice = None
         if policy is not FacePolicy.NONE:
@@ -60,7 +69,7 @@ def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
         data = analyse(path, media, detector, analysis_fps=settings.analysis_fps, batch_size=settings.detector_batch,
                        faces=faces, face_policy=policy, voice=voice, progress=ctx.progress,
                        check_cancelled=ctx.check_cancelled, count_frames=ctx.count_frames)
-    if detector.loaded is not None:
+    if isinstance(detector, Preloaded) and detector.loaded is not None:
         ctx.count_inference(detector.loaded.inference_seconds - detector.baseline)
     uri = ctx.storage.put_bytes(f"jobs/{job.job_id}/detections.avro", data.to_avro())
     return [DetectionsReady(job=job, media=media, source_uri=source_uri, detections_uri=uri,
