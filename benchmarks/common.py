@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -218,9 +218,12 @@ def plan_formats(source: Path, formats: list[dict[str, Any]], work_dir: Path, *,
     from smartcrop.runtime.storage import LocalStorage
     from smartcrop.stage import StageContext, stages
 
-    job = parse_job({"query": {"source": str(source), "format": formats}}, job_id=job_id)
+    settings = Settings.from_env()  # one job carries every format measured: the deployment's format limit is not ours
+    settings = replace(settings, limits=replace(settings.limits, max_formats=max(len(formats),
+                                                                                 settings.limits.max_formats)))
+    job = parse_job({"query": {"source": str(source), "format": formats}}, job_id=job_id, limits=settings.limits)
     storage = LocalStorage(work_dir)
-    ctx = StageContext(settings=Settings.from_env(), storage=storage)
+    ctx = StageContext(settings=settings, storage=storage)
     table = stages()
     seconds: dict[str, float] = {}
 
