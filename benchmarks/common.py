@@ -218,9 +218,10 @@ def plan_formats(source: Path, formats: list[dict[str, Any]], work_dir: Path, *,
     from smartcrop.runtime.storage import LocalStorage
     from smartcrop.stage import StageContext, stages
 
-    settings = Settings.from_env()  # one job carries every format measured: the deployment's format limit is not ours
-    settings = replace(settings, limits=replace(settings.limits, max_formats=max(len(formats),
-                                                                                 settings.limits.max_formats)))
+    # an embedded run on our own clips, and one job carries every format measured (above the deployment's limit)
+    settings = Settings.from_env()
+    settings = replace(settings, embedded=True, limits=replace(settings.limits, max_formats=max(
+        len(formats), settings.limits.max_formats)))
     job = parse_job({"query": {"source": str(source), "format": formats}}, job_id=job_id, limits=settings.limits)
     storage = LocalStorage(work_dir)
     ctx = StageContext(settings=settings, storage=storage)
