@@ -106,6 +106,7 @@ def test_kafka_tls_and_sasl_settings_pass_through_to_librdkafka(monkeypatch):
     settings = Settings.from_env()
     config = client_config(settings, {"reconnect.backoff.ms": 250, "sasl.mechanism": "PLAIN"}, **{"group.id": "g"})
     config.pop("logger")  # the client's own log lines go into ours
+    assert callable(config.pop("error_cb"))  # and so do its errors, fatal ones kept for the next call
     assert config == {
         "bootstrap.servers": settings.kafka_bootstrap, "reconnect.backoff.ms": 250, "security.protocol": "SASL_SSL",
         "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "svc", "sasl.password": "kafka-pw",
