@@ -11,6 +11,7 @@ switch* when the newly shown person is neither the speaker of the segment in for
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -136,6 +137,8 @@ def variants() -> list[tuple[str, str, str]]:
 
 
 def run(files: list[Path] | None = None, echo=print) -> SpeakersResult:
+    folder = str((files or label_files())[0].parent)
+    os.environ.setdefault("SMARTCROP_FILE_SOURCE_ROOTS", folder)  # the pipeline reads local files only from here
     result = SpeakersResult()
     chosen = variants()
     formats = [{"output": "mp4", "aspect_ratio": r, "smart_crop": 1, "smart_crop_method": m, "smart_crop_mode": mode}
