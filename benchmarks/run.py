@@ -4,6 +4,7 @@
 
 - quality  part A: every method x mode at 9:16 and 1:1 on every clip in ../shared/media, beside a centre crop
 - talking  part B: talking_person (and adaptive) on a composite of two talking heads with a known speaker
+- speakers part B: talking_person and adaptive on real conversations with human-labelled speaker turns
 - speed    part C: wall time vs a plain centre-crop transcode, per-stage times, start-up, peak memory, clip length
 - services part D: jobs/min and p50/p95 latency over Kafka with 1 vs 2 heavy-stage instances; services vs embedded
 - all      A, B, C and D (the default)
@@ -22,7 +23,7 @@ import time
 
 from benchmarks import common
 
-PARTS = ("quality", "talking", "speed", "services")
+PARTS = ("quality", "talking", "speakers", "speed", "services")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         print(f"== {part}")
         try:
-            runner = {"quality": run_quality, "talking": run_talking, "speed": run_speed,
+            runner = {"quality": run_quality, "talking": run_talking, "speakers": run_speakers, "speed": run_speed,
                       "services": run_services}[part]
             body = runner(args, model, info, started)
         except Exception as exc:  # noqa: BLE001 - one part failing does not stop the others
@@ -109,6 +110,18 @@ def run_talking(args, model: str, info: dict, started: float) -> str:
     report.save_json("talking", {"machine": info, "model": model, "command": report.command_line(), "result": result})
     elapsed = time.perf_counter() - started
     return _publish(args, "talking", report.header("B. talking_person against known truth", info, model, elapsed)
+                    + "\n" + body)
+
+
+def run_speakers(args, model: str, info: dict, started: float) -> str:
+    from benchmarks import report, speakers
+
+    result = speakers.run()
+    body = speakers.report(result)
+    report.save_json("speakers", {"machine": info, "model": model, "command": report.command_line(),
+                                  "result": result})
+    elapsed = time.perf_counter() - started
+    return _publish(args, "speakers", report.header("B. Speakers on real conversations", info, model, elapsed)
                     + "\n" + body)
 
 
