@@ -27,7 +27,18 @@ class FaceTable:
     frame: np.ndarray = field(default_factory=lambda: np.zeros(0, int))  # (G,)
     xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))  # (G, 4)
     score: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    mouth_open: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # NaN when unmeasured
+    mouth_open: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # lip gap, NaN when unmeasured
+    track: np.ndarray = None  # (G,) int: face track, -1 when unlinked
+    mouth_motion: np.ndarray = None  # (G,) float32: mouth change over eye change since the last sample, or NaN
+
+    def __post_init__(self):
+        if self.track is None:
+            self.track = np.full(len(self.frame), -1, int)
+        if self.mouth_motion is None:
+            self.mouth_motion = _nan(len(self.frame))
+        for name in ("xyxy", "score", "mouth_open", "track", "mouth_motion"):
+            if len(getattr(self, name)) != len(self.frame):
+                raise ValueError(f"FaceTable.{name} has {len(getattr(self, name))} rows, frame has {len(self.frame)}")
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -100,9 +111,10 @@ class FrameData:
         face_order = np.argsort(self.faces.frame, kind="stable")
         face_bounds = np.searchsorted(self.faces.frame[face_order], np.arange(self.frame_count + 1))
 
-        def face_record(xyxy, score, mouth):
+        def face_record(xyxy, score, mouth, track=-1, motion=np.nan):
             return {"x1": float(xyxy[0]), "y1": float(xyxy[1]), "x2": float(xyxy[2]), "y2": float(xyxy[3]),
-                    "score": float(score), "mouth_open": None if np.isnan(mouth) else float(mouth)}
+                    "score": float(score), "mouth_open": None if np.isnan(mouth) else float(mouth),
+                    "track": int(track), "mouth_motion": None if np.isnan(motion) else float(motion)}
 
         def records():
             for i in range(self.frame_count):
@@ -116,7 +128,8 @@ class FrameData:
                         "track_id": int(boxes.track_id[j]), "speed": float(boxes.speed[j]),
                         "speaking": float(boxes.speaking[j]),
                         "face": None if np.isnan(face[0]) else face_record(face, 1.0, boxes.mouth_open[j])})
-                faces = [face_record(self.faces.xyxy[k], self.faces.score[k], self.faces.mouth_open[k])
+                faces = [face_record(self.faces.xyxy[k], self.faces.score[k], self.faces.mouth_open[k],
+                                     self.faces.track[k], self.faces.mouth_motion[k])
                          for k in face_order[face_bounds[i]:face_bounds[i + 1]]]
                 voice = self.voice[i]
                 yield {"index": i, "t": float(self.t[i]), "shot_start": bool(self.shot_start[i]),
@@ -145,9 +158,11 @@ class FrameData:
                                  box["track_id"], box.get("speed", 0.0), box.get("speaking", 0.0), *face_xyxy, mouth))
             for face in record.get("faces", []):
                 mouth = np.nan if face["mouth_open"] is None else face["mouth_open"]
-                face_rows.append((i, face["x1"], face["y1"], face["x2"], face["y2"], face["score"], mouth))
+                motion = np.nan if face.get("mouth_motion") is None else face["mouth_motion"]
+                face_rows.append((i, face["x1"], face["y1"], face["x2"], face["y2"], face["score"], mouth,
+                                  face.get("track", -1), motion))
         b = np.asarray(box_rows, float).reshape(-1, 15)
-        f = np.asarray(face_rows, float).reshape(-1, 7)
+        f = np.asarray(face_rows, float).reshape(-1, 9)
         return cls(t=np.asarray(t, float), shot_start=np.asarray(shot_start, bool),
                    analysed=np.asarray(analysed, bool), frame=b[:, 0].astype(int),
                    xyxy=b[:, 1:5].astype(np.float32), score=b[:, 5].astype(np.float32), cls=b[:, 6].astype(int),
@@ -155,7 +170,8 @@ class FrameData:
                    speaking=b[:, 9].astype(np.float32), face_xyxy=b[:, 10:14].astype(np.float32),
                    mouth_open=b[:, 14].astype(np.float32), voice=np.asarray(voice, np.float32),
                    faces=FaceTable(frame=f[:, 0].astype(int), xyxy=f[:, 1:5].astype(np.float32),
-                                   score=f[:, 5].astype(np.float32), mouth_open=f[:, 6].astype(np.float32)))
+                                   score=f[:, 5].astype(np.float32), mouth_open=f[:, 6].astype(np.float32),
+                                   track=f[:, 7].astype(int), mouth_motion=f[:, 8].astype(np.float32)))
 
 
 @dataclass

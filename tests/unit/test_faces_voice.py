@@ -72,7 +72,7 @@ def one_second_std(times: list[float], values: list[float]) -> float:
 
 def test_yunet_finds_exactly_one_face_on_the_talking_head(faces):
     for t, image in frames(TALKING_HEAD, 0.0, 3.0)[::6]:
-        found = faces(image)
+        found = faces(image, lips=True)
         assert isinstance(found, Faces)
         assert len(found) == 1, f"t={t:.2f}: {len(found)} faces"
         x0, y0, x1, y1 = found.xyxy[0]
@@ -81,6 +81,9 @@ def test_yunet_finds_exactly_one_face_on_the_talking_head(faces):
         assert 200 < (x0 + x1) / 2 < 440, "the face is near the middle of the 640-px frame"
         assert found.score[0] >= 0.7
         assert 0.0 <= found.mouth_open[0] <= 1.0
+        eyes, mouth = found.points[0, :2], found.points[0, 3:]
+        assert found.points.shape == (1, 5, 2) and (mouth[:, 1] > eyes[:, 1].max()).all(), "mouth corners below eyes"
+        assert (x0 <= found.points[0, :, 0]).all() and (found.points[0, :, 0] <= x1).all()
 
 
 def test_two_faces_when_both_men_face_the_camera_in_chaplin(faces):
@@ -102,9 +105,9 @@ def test_two_faces_through_the_animated_two_shot(faces):
 def test_mouth_opening_varies_while_talking_and_not_on_a_frozen_frame(faces, name):
     shot = frames(name, 0.5, 2.5)
     times = [t for t, _ in shot]
-    talking = one_second_std(times, [faces(image).mouth_open[0] for _, image in shot])
+    talking = one_second_std(times, [faces(image, lips=True).mouth_open[0] for _, image in shot])
     frozen_image = shot[0][1]  # the same decoded frame, shown for a second
-    frozen = one_second_std(times, [faces(frozen_image).mouth_open[0] for _ in times])
+    frozen = one_second_std(times, [faces(frozen_image, lips=True).mouth_open[0] for _ in times])
     assert talking > 0.04, talking  # measured about 0.10 on both clips
     assert frozen < 1e-6, frozen
 
@@ -121,7 +124,7 @@ def test_mouth_opening_is_steady_on_a_still_face_under_camera_shake_and_noise(fa
         matrix = np.array([[scale, 0, dx + (1 - scale) * width / 2], [0, scale, dy + (1 - scale) * height / 2]])
         shaken = cv2.warpAffine(image, matrix, (width, height), borderMode=cv2.BORDER_REFLECT)
         shaken = np.clip(shaken + rng.normal(0, 2, shaken.shape), 0, 255).astype(np.uint8)
-        values.append(faces(shaken).mouth_open[0])
+        values.append(faces(shaken, lips=True).mouth_open[0])
     assert np.std(values) < 0.03, values  # talking moves it by about 0.10 (1-s std)
 
 
@@ -139,12 +142,24 @@ def test_the_analyzer_is_loaded_once_per_process(faces):
     assert load_face_analyzer(FACE_MODEL, LANDMARK_MODEL) is faces
 
 
+def load_and_measure(face_model: str, landmark_model: str) -> None:
+    """Load the pair and measure a lip gap, the first use of the landmark model."""
+    _, image = frames(TALKING_HEAD, 1.0, 1.0)[0]
+    FaceAnalyzer(face_model, landmark_model)(image, lips=True)
+
+
+def test_faces_and_their_points_need_no_landmark_model(tmp_path):
+    _, image = frames(TALKING_HEAD, 1.0, 1.0)[0]
+    found = FaceAnalyzer(FACE_MODEL, str(tmp_path / "nowhere.task"))(image)
+    assert len(found) == 1 and np.isnan(found.mouth_open).all() and found.points.shape == (1, 5, 2)
+
+
 @pytest.mark.parametrize("which, env", [("face", "SMARTCROP_FACE_MODEL"), ("landmark", "SMARTCROP_LANDMARK_MODEL")])
 def test_a_missing_model_is_model_unavailable_and_names_the_setting(tmp_path, which, env):
     missing = str(tmp_path / "nowhere.bin")
     args = (missing, LANDMARK_MODEL) if which == "face" else (FACE_MODEL, missing)
     with pytest.raises(ModelError) as error:
-        FaceAnalyzer(*args)
+        load_and_measure(*args)
     assert error.value.code == "model_unavailable"
     assert env in str(error.value) and missing in str(error.value)
 
@@ -155,7 +170,7 @@ def test_an_unreadable_model_is_model_unavailable_and_names_the_setting(tmp_path
     broken.write_bytes(b"not a model" * 100)
     args = (str(broken), LANDMARK_MODEL) if which == "face" else (FACE_MODEL, str(broken))
     with pytest.raises(ModelError) as error:
-        FaceAnalyzer(*args)
+        load_and_measure(*args)
     assert error.value.code == "model_unavailable"
     assert env in str(error.value) and str(broken) in str(error.value)
 

@@ -1,9 +1,11 @@
-"""Per-track features: speed in box heights per second, faces matched to people, speaking scores."""
+"""Per-track features: speed in box heights per second, faces matched to people, who is speaking."""
 
 import numpy as np
+import pytest
 
-from smartcrop.framedata import FaceTable
-from smartcrop.tracker.features import match_faces, speaking_score, track_speed
+from smartcrop.framedata import FaceTable, FrameData
+from smartcrop.tracker.features import (LEAD_FULL, add_features, face_speaking, match_faces, speech_evidence,
+                                        track_speed)
 
 from .scenes import Scene, Subject, person
 
@@ -27,26 +29,65 @@ def test_faces_go_to_the_person_whose_head_they_are():
     tracks.faces = FaceTable(frame=np.array([0, 0, 0]),
                              xyxy=np.array([[870, 110, 930, 180], [270, 120, 330, 190], [280, 500, 320, 540]],
                                            np.float32),
-                             score=np.array([0.9, 0.8, 0.9], np.float32), mouth_open=np.array([0.3, 0.1, 0.5],
-                                                                                                np.float32))
-    face, mouth = match_faces(tracks)
+                             score=np.array([0.9, 0.8, 0.9], np.float32), mouth_open=np.full(3, np.nan, np.float32))
+    face = match_faces(tracks)
     first, second = np.flatnonzero(tracks.track_id == 1)[0], np.flatnonzero(tracks.track_id == 2)[0]
-    assert np.allclose(face[first], [270, 120, 330, 190]) and np.isclose(mouth[first], 0.1)
-    assert np.allclose(face[second], [870, 110, 930, 180]) and np.isclose(mouth[second], 0.3)  # not the knee "face"
+    assert face[first] == 1
+    assert face[second] == 0  # not the knee "face"
 
 
-def test_speaking_scores_moving_mouths_gated_by_voice():
-    scene = Scene([Subject(1, person(300)), Subject(2, person(900))], frames=20, fps=10)
-    tracks = scene.tracks()
-    talker = tracks.track_id == 1
-    mouth = np.where(talker, 0.3 * (tracks.frame % 2), 0.2).astype(np.float32)
-    score = speaking_score(tracks, mouth)
-    assert np.allclose(score[talker][3:-3], 1.0) and np.allclose(score[~talker], 0.0)
-    tracks.voice = np.where(np.arange(20) < 10, 0.9, 0.1).astype(np.float32)  # speech, then silence
-    gated = speaking_score(tracks, mouth)[talker]
-    assert np.allclose(gated[3:10], 1.0) and np.allclose(gated[10:-3], 0.2)
+def conversation(motion_a, motion_b, *, frames: int = 40, fps: float = 10.0, voice=None) -> FrameData:
+    """Two faces side by side on every frame, with the given mouth motion per frame (face tracks 0 and 1)."""
+    index = np.arange(frames)
+    return FrameData(t=index / fps, shot_start=index == 0, analysed=np.ones(frames, bool), frame=np.zeros(0, int),
+                     xyxy=np.zeros((0, 4), np.float32), score=np.zeros(0, np.float32), cls=np.zeros(0, int),
+                     track_id=np.zeros(0, int),
+                     voice=None if voice is None else np.asarray(voice, np.float32),
+                     faces=FaceTable(frame=np.repeat(index, 2),
+                                     xyxy=np.tile(np.array([[100, 100, 160, 180], [900, 100, 960, 180]], np.float32),
+                                                  (frames, 1)),
+                                     score=np.full(2 * frames, 0.9, np.float32),
+                                     mouth_open=np.full(2 * frames, np.nan, np.float32),
+                                     track=np.tile([0, 1], frames),
+                                     mouth_motion=np.stack([motion_a, motion_b], 1).reshape(-1).astype(np.float32)))
 
 
-def test_unmeasured_mouths_score_zero():
-    tracks = Scene([Subject(1, person(300))], frames=10).tracks()
-    assert np.allclose(speaking_score(tracks, np.full(10, np.nan, np.float32)), 0.0)
+def test_the_face_whose_mouth_moves_more_speaks_and_the_other_listens():
+    data = conversation(np.full(40, 1.2), np.full(40, 0.6))  # no audio track: the mouths alone decide
+    evidence = speech_evidence(data)
+    assert np.allclose(evidence.reshape(-1, 2), [1.2, 0.6])
+    score = face_speaking(data, evidence).reshape(-1, 2)
+    assert np.allclose(score[:, 0], min(1.0, 0.5 + 0.6 / LEAD_FULL)) and np.allclose(score[:, 1], 0.0)
+
+
+def test_mouth_motion_that_follows_the_voice_beats_more_motion_that_does_not():
+    voice = np.where(np.arange(40) < 20, 1.0, 0.0)  # 2 s of speech, then 2 s of silence
+    speaker = np.where(voice > 0, 0.8, 0.2)  # moves while there is speech
+    fidgeter = np.full(40, 0.9)  # moves more, but just as much in the silence
+    assert face_speaking(conversation(speaker, fidgeter), speech_evidence(conversation(speaker, fidgeter)))[
+        2 * 15] < 0.5, "without the audio the fidgeting listener would win"
+    data = conversation(speaker, fidgeter, voice=voice)
+    evidence = speech_evidence(data).reshape(-1, 2)
+    assert evidence[15, 0] > evidence[15, 1] == pytest.approx(0.9)
+    score = face_speaking(data, evidence.reshape(-1)).reshape(-1, 2)
+    assert score[15, 0] > 0.5 > score[15, 1]
+    assert np.allclose(score[25:], 0.0), "where the audio holds no speech, nobody is speaking"
+
+
+def test_a_face_alone_is_measured_against_a_listener_s_activity():
+    data = conversation(np.full(20, 1.2), np.full(20, np.nan), frames=20)
+    score = face_speaking(data, speech_evidence(data)).reshape(-1, 2)
+    assert np.allclose(score[:, 0], 1.0) and np.allclose(score[:, 1], 0.0)
+
+
+def test_people_take_the_speaking_score_of_their_face():
+    tracks = Scene([Subject(1, person(300)), Subject(2, person(900))], frames=10, fps=10).tracks()
+    frames = np.arange(10)
+    tracks.faces = FaceTable(frame=np.repeat(frames, 2),
+                             xyxy=np.tile(np.array([[270, 120, 330, 190], [870, 110, 930, 180]], np.float32), (10, 1)),
+                             score=np.full(20, 0.9, np.float32), mouth_open=np.full(20, np.nan, np.float32),
+                             track=np.tile([0, 1], 10), mouth_motion=np.tile([1.5, 0.5], 10).astype(np.float32))
+    add_features(tracks)
+    first = tracks.track_id == 1
+    assert np.allclose(tracks.speaking[first], 1.0) and np.allclose(tracks.speaking[~first], 0.0)
+    assert np.allclose(tracks.face_xyxy[first], [270, 120, 330, 190])

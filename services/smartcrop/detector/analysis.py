@@ -7,13 +7,16 @@ method will use them: on every analysed frame for talking_person, on frames with
 
 from __future__ import annotations
 
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from smartcrop.detector.mouths import MOUTH_FPS, MouthReader
 from smartcrop.detector.shots import THUMB_LONG_SIDE, ShotDetector
 from smartcrop.framedata import PERSON, FaceTable, FrameData
 from smartcrop.media.decode import DecodedFrame, decode_video, display_size, to_display_array
@@ -29,6 +32,20 @@ class FacePolicy(str, Enum):
     ALL = "all"
 
 
+MAX_CHUNKS_IN_FLIGHT = 3  # decoded images waiting for the model: bounded, so memory stays flat on long clips
+
+
+@dataclass
+class _Sample:
+    """A decoded frame handed to the inference thread."""
+
+    frame: int
+    t: float
+    image: np.ndarray  # BGR at the detector's size
+    analysed: bool  # the object detector looks at it
+    mouth: int  # number of this mouth sample, -1 when it is none (faces are wanted only on mouth samples)
+
+
 def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list], *, analysis_fps: float,
             batch_size: int = 8,
             faces: Callable | None = None, face_policy: FacePolicy = FacePolicy.NONE,
@@ -37,71 +54,110 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
             check_cancelled: Callable[[], None] = lambda: None,
             count_frames: Callable[[int], None] = lambda n: None) -> FrameData:
     """``detector(images_bgr) -> [FrameDetections]`` (e.g. an :class:`ObjectDetector`); ``faces(image_bgr) -> Faces``
-    and ``voice(path, times) -> (F,)`` are optional signal sources."""
+    and ``voice(path, times) -> (F,)`` are optional signal sources.
+
+    Where faces are wanted, mouths are sampled at ``MOUTH_FPS`` and the detector's frames are taken from the same
+    grid, so every analysed frame is also a mouth sample."""
     thumb_size = display_size(media, THUMB_LONG_SIDE)
     detect_size = display_size(media, DETECTOR_LONG_SIDE)
     to_display = np.array([media.display_width / detect_size[0], media.display_height / detect_size[1]] * 2,
                           np.float32)
     shots = ShotDetector(media.fps)
+    policy = face_policy if faces is not None else FacePolicy.NONE
     step = 1.0 / analysis_fps if analysis_fps > 0 else 0.0
+    mouth_step = 1.0 / MOUTH_FPS if policy is not FacePolicy.NONE else 0.0
     times: list[float] = []
     analysed: list[bool] = []
-    batch_indices: list[int] = []
-    batch_images: list[np.ndarray] = []
-    pending: list[tuple[list[int], Future]] = []
-    next_t = 0.0
+    chunk: list[_Sample] = []
+    pending: deque[Future] = deque()
+    results: list[tuple[list[_Sample], list, list]] = []
+    next_t = next_mouth_t = 0.0
     expected = max(1, media.frame_count)
-    policy = face_policy if faces is not None else FacePolicy.NONE
+    mouths = MouthReader()
+    state = {"people": 0, "last_mouth": -2}
 
-    def infer(images: list[np.ndarray]):
-        found = detector(images)
-        face_sets = []
-        for image, detections in zip(images, found):
-            people = int(np.count_nonzero((detections.cls == PERSON) & (detections.score >= PERSON_SCORE)))
-            wanted = policy is FacePolicy.ALL or (policy is FacePolicy.CROWDED and people >= 2)
-            face_sets.append(faces(image) if wanted else None)
-        return found, face_sets
+    def infer(samples: list[_Sample]):
+        """Runs on the inference thread, one chunk after another in time order."""
+        found = iter(detector([s.image for s in samples if s.analysed]))
+        detections, face_sets = [], []
+        for sample in samples:
+            objects = next(found) if sample.analysed else None
+            if objects is not None:
+                state["people"] = int(np.count_nonzero((objects.cls == PERSON) & (objects.score >= PERSON_SCORE)))
+            wanted = sample.mouth >= 0 and (
+                policy is FacePolicy.ALL or (policy is FacePolicy.CROWDED and state["people"] >= 2))
+            face_set = None
+            if wanted:
+                face_set = faces(sample.image)
+                gray = cv2.cvtColor(sample.image, cv2.COLOR_BGR2GRAY)
+                track, motion = mouths.read(sample.t, gray, face_set.xyxy, face_set.points,
+                                            consecutive=state["last_mouth"] == sample.mouth - 1)
+                face_set = (face_set, track, motion)
+            state["last_mouth"] = sample.mouth if wanted else -2
+            detections.append(objects)
+            face_sets.append(face_set)
+        return samples, detections, face_sets
 
+    def submit(samples: list[_Sample]) -> None:
+        pending.append(pool.submit(infer, samples))
+        while len(pending) > MAX_CHUNKS_IN_FLIGHT:
+            results.append(pending.popleft().result())
+
+    if policy is not FacePolicy.NONE:
+        import cv2
+    mouth_index = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference") as pool:
         for item in decode_video(path):
             assert isinstance(item, DecodedFrame)
             shots.add(to_display_array(item.frame, media, thumb_size))
-            take = item.t + 1e-6 >= next_t
+            mouth = bool(mouth_step) and item.t + 1e-6 >= next_mouth_t
+            if mouth:
+                next_mouth_t = max(next_mouth_t + mouth_step, item.t + mouth_step / 2)
+            take = item.t + 1e-6 >= next_t and (mouth or not mouth_step)
             times.append(item.t)
             analysed.append(take)
             if take:
-                next_t = item.t + step if step else item.t
-                batch_indices.append(item.index)
-                batch_images.append(to_display_array(item.frame, media, detect_size, "bgr24"))
-                if len(batch_images) >= batch_size:
-                    pending.append((batch_indices, pool.submit(infer, batch_images)))
-                    batch_indices, batch_images = [], []
+                next_t = max(next_t + step, item.t + step / 2) if step else item.t
+                if sum(s.analysed for s in chunk) >= batch_size:
+                    submit(chunk)
+                    chunk = []
+            if take or mouth:
+                chunk.append(_Sample(item.index, item.t, to_display_array(item.frame, media, detect_size, "bgr24"),
+                                     take, mouth_index if mouth else -1))
+                if mouth:
+                    mouth_index += 1
             if item.index % 25 == 0:
                 check_cancelled()
                 count_frames(25)
                 progress(min(0.95, item.index / expected))
-        if batch_images:
-            pending.append((batch_indices, pool.submit(infer, batch_images)))
+        if chunk:
+            submit(chunk)
+        while pending:
+            results.append(pending.popleft().result())
 
-        boxes: list[tuple] = []
-        face_rows: list[tuple] = []
-        for indices, future in pending:
-            found, face_sets = future.result()
-            for index, detections, face_set in zip(indices, found, face_sets):
-                boxes.append((np.full(len(detections.score), index), detections.xyxy * to_display, detections.score,
-                              detections.cls))
-                if face_set is not None and len(face_set):
-                    face_rows.append((np.full(len(face_set), index), face_set.xyxy * to_display, face_set.score,
-                                      face_set.mouth_open))
+    boxes: list[tuple] = []
+    face_rows: list[tuple] = []
+    for samples, detections, face_sets in results:
+        for sample, objects, face_set in zip(samples, detections, face_sets):
+            index = sample.frame
+            if objects is not None:
+                boxes.append((np.full(len(objects.score), index), objects.xyxy * to_display, objects.score,
+                              objects.cls))
+            if face_set is not None and len(face_set[0]):
+                found, track, motion = face_set
+                face_rows.append((np.full(len(found), index), found.xyxy * to_display, found.score,
+                                  found.mouth_open, track, motion))
 
     frame, xyxy, score, cls = _stack(boxes, 4)
     data = FrameData(t=np.asarray(times, float), shot_start=shots.shot_starts(), analysed=np.asarray(analysed, bool),
                      frame=frame.astype(int), xyxy=xyxy.astype(np.float32), score=score.astype(np.float32),
                      cls=cls.astype(int), track_id=np.full(len(frame), -1, int))
     if face_rows:
-        face_frame, face_xyxy, face_score, mouth = _stack(face_rows, 4)
+        face_frame, face_xyxy, face_score, mouth_open, face_track, motion = (
+            np.concatenate(column) for column in zip(*face_rows))
         data.faces = FaceTable(frame=face_frame.astype(int), xyxy=face_xyxy.astype(np.float32),
-                               score=face_score.astype(np.float32), mouth_open=mouth.astype(np.float32))
+                               score=face_score.astype(np.float32), mouth_open=mouth_open.astype(np.float32),
+                               track=face_track.astype(int), mouth_motion=motion.astype(np.float32))
     if voice is not None and len(data.faces) and media.has_audio:  # speech matters only where faces were read
         activity = voice(Path(path), data.t)
         if activity is not None:

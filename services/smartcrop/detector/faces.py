@@ -1,8 +1,10 @@
-"""Faces and how open their mouths are: the per-frame signals of the ``talking_person`` method.
+"""Faces, their five landmark points, and (on request) how open their mouths are.
 
-YuNet (OpenCV's ``FaceDetectorYN``) finds the faces; MediaPipe's FaceLandmarker then measures each mouth on a crop of
-the face enlarged about 2x (its own face detector is short-range, so it needs the face to fill the picture). Both
-models are configuration: ``SMARTCROP_FACE_MODEL`` and ``SMARTCROP_LANDMARK_MODEL``.
+YuNet (OpenCV's ``FaceDetectorYN``) finds the faces and their eye, nose and mouth-corner points, which place the
+mouth patches that ``detector.mouths`` reads speech from. The lip-gap measure (MediaPipe's FaceLandmarker on a crop
+of the face enlarged about 2x, since its own face detector is short-range) is optional: it fails on profile and
+small faces, so speaker detection does not use it, and its model (``SMARTCROP_LANDMARK_MODEL``) is loaded only when
+it is asked for. The face model is ``SMARTCROP_FACE_MODEL``.
 """
 
 from __future__ import annotations
@@ -46,14 +48,20 @@ class Faces:
 
     xyxy: np.ndarray  # (N, 4) float32, pixels of the image given
     score: np.ndarray  # (N,) float32
-    mouth_open: np.ndarray  # (N,) float32 in [0, 1]: how open the mouth is (NaN if landmarks failed)
+    mouth_open: np.ndarray  # (N,) float32 in [0, 1]: how open the mouth is (NaN if not measured)
+    points: np.ndarray | None = None  # (N, 5, 2) float32: right eye, left eye, nose, right and left mouth corner
+
+    def __post_init__(self):
+        if self.points is None:
+            self.points = np.zeros((len(self.score), 5, 2), np.float32)
 
     def __len__(self) -> int:
         return len(self.score)
 
     @classmethod
     def empty(cls) -> "Faces":
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32))
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32),
+                   np.zeros((0, 5, 2), np.float32))
 
 
 def _close_quietly(landmarker) -> None:
@@ -86,43 +94,56 @@ def native_stderr_silenced():
 
 
 class FaceAnalyzer:
-    """YuNet faces plus a mouth-opening measure per face, on BGR images. Safe to share between threads."""
+    """YuNet faces and points on BGR images, plus the optional lip gap. Safe to share between threads."""
 
     def __init__(self, face_model: str, landmark_model: str, *, min_score: float = 0.7):
         import cv2
 
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # YuNet's backend notices are noise
-        from mediapipe.tasks.python import vision
-        from mediapipe.tasks.python.core.base_options import BaseOptions
-
         face_file = model_file(face_model, "face detector (YuNet ONNX)", FACE_MODEL_ENV)
-        landmark_file = model_file(landmark_model, "face landmarker (MediaPipe .task)", LANDMARK_MODEL_ENV)
         self._size = (320, 320)
         try:
             self._detector = cv2.FaceDetectorYN.create(str(face_file), "", self._size, float(min_score))
         except cv2.error as exc:
             raise ModelError(f"cannot load face detector model {face_model} ({FACE_MODEL_ENV}): "
                              f"{str(exc).strip().splitlines()[-1]}") from exc
+        self._landmark_model = landmark_model
+        self._landmarker = None
+        self._finalizer = None
+        self.min_score = min_score
+        self._cv2 = cv2
+        self._lock = threading.Lock()  # neither model object is documented as thread-safe
+
+    def _load_landmarker(self):
+        from mediapipe.tasks.python import vision
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+
+        landmark_model = self._landmark_model
+        landmark_file = model_file(landmark_model, "face landmarker (MediaPipe .task)", LANDMARK_MODEL_ENV)
         try:
             options = vision.FaceLandmarkerOptions(
                 base_options=BaseOptions(model_asset_path=str(landmark_file)),
                 running_mode=vision.RunningMode.IMAGE, num_faces=2, output_face_blendshapes=True,
                 min_face_detection_confidence=0.3, min_face_presence_confidence=0.3)
             with native_stderr_silenced():  # MediaPipe/TFLite print set-up notices from C++
-                self._landmarker = vision.FaceLandmarker.create_from_options(options)
+                landmarker = vision.FaceLandmarker.create_from_options(options)
         except Exception as exc:  # mediapipe raises RuntimeError/ValueError with the C++ status text
             raise ModelError(f"cannot load face landmarker model {landmark_model} ({LANDMARK_MODEL_ENV}): "
                              f"{type(exc).__name__}: {exc}") from exc
-        self.min_score = min_score
-        self._cv2 = cv2
-        self._lock = threading.Lock()  # neither model object is documented as thread-safe
-        self._finalizer = weakref.finalize(self, _close_quietly, self._landmarker)
+        self._landmarker = landmarker
+        self._finalizer = weakref.finalize(self, _close_quietly, landmarker)
 
     def close(self) -> None:
-        self._finalizer()
+        if self._finalizer is not None:
+            self._finalizer()
 
     def detect(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """YuNet alone: (N, 4) xyxy boxes (not clipped to the image) and (N,) scores."""
+        xyxy, score, _ = self.detect_points(image_bgr)
+        return xyxy, score
+
+    def detect_points(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """YuNet alone: (N, 4) xyxy boxes (not clipped), (N,) scores and (N, 5, 2) landmark points."""
         height, width = image_bgr.shape[:2]
         with self._lock:
             if (width, height) != self._size:
@@ -130,10 +151,10 @@ class FaceAnalyzer:
                 self._size = (width, height)
             _, found = self._detector.detect(np.ascontiguousarray(image_bgr))
         if found is None or len(found) == 0:
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
         found = np.asarray(found, np.float32)
         xyxy = np.concatenate([found[:, 0:2], found[:, 0:2] + found[:, 2:4]], axis=1)
-        return xyxy, found[:, 14].copy()
+        return xyxy, found[:, 14].copy(), found[:, 4:14].reshape(-1, 5, 2).copy()
 
     def landmarks(self, image_bgr: np.ndarray, box: np.ndarray):
         """MediaPipe's landmarks and blendshapes of the face in ``box`` (xyxy), from a square crop ``CROP_SCALE``
@@ -157,6 +178,8 @@ class FaceAnalyzer:
         interpolation = cv2.INTER_AREA if size > CROP_SIZE else cv2.INTER_LINEAR
         rgb = np.ascontiguousarray(cv2.resize(crop, (CROP_SIZE, CROP_SIZE), interpolation=interpolation)[:, :, ::-1])
         with self._lock:
+            if self._landmarker is None:
+                self._load_landmarker()
             result = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
         if not result.face_landmarks:
             return None
@@ -185,13 +208,17 @@ class FaceAnalyzer:
         gap = float(np.linalg.norm(point(_LOWER_LIP) - point(_UPPER_LIP)))
         return float(np.clip(gap / face_height / LIP_GAP_FULL, 0.0, 1.0))
 
-    def __call__(self, image_bgr: np.ndarray) -> Faces:
-        xyxy, score = self.detect(image_bgr)
-        mouth_open = np.array([self.mouth_open(image_bgr, box) for box in xyxy], np.float32).reshape(-1)
+    def __call__(self, image_bgr: np.ndarray, *, lips: bool = False) -> Faces:
+        """The faces of one image; with ``lips``, each mouth's lip gap too (NaN otherwise)."""
+        xyxy, score, points = self.detect_points(image_bgr)
+        if lips:
+            mouth_open = np.array([self.mouth_open(image_bgr, box) for box in xyxy], np.float32).reshape(-1)
+        else:
+            mouth_open = np.full(len(score), np.nan, np.float32)
         height, width = image_bgr.shape[:2]
         xyxy[:, 0::2] = np.clip(xyxy[:, 0::2], 0, width)
         xyxy[:, 1::2] = np.clip(xyxy[:, 1::2], 0, height)
-        return Faces(xyxy=xyxy, score=score, mouth_open=mouth_open)
+        return Faces(xyxy=xyxy, score=score, mouth_open=mouth_open, points=points)
 
 
 @lru_cache(maxsize=2)

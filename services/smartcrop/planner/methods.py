@@ -33,6 +33,7 @@ SWITCH_MARGIN = 0.25  # a challenger must be this much bigger / faster to take o
 SWITCH_DWELL = 0.4  # ... for this long (seconds)
 SPEAKING_ON = 0.35  # speaking score that makes someone a speaker
 SPEAKER_MARGIN = 0.12  # ... and by how much a new speaker must out-speak the current one
+SPEAKER_DWELL = 1.0  # seconds another face must out-speak the speaker before the camera turns (an interjection does not)
 SILENCE_HOLD = 2.0  # keep the last speaker framed this long after they stop, before the fallback
 MOVING = 0.25  # box heights per second: slower than this is standing still
 DOMINANT_RATIO = 2.5  # adaptive: a person this many times larger than the next is "one dominant person"
@@ -312,7 +313,7 @@ def speaker(subjects: _Subjects) -> np.ndarray:
     """Chosen box per frame (-1 none): the current speaker, held through short pauses."""
     rows = subjects.rows()
     chosen = sticky_choice(subjects, rows, subjects.tracks.speaking[rows].astype(float), margin=SPEAKER_MARGIN,
-                           dwell=0.2, relative=False, minimum=SPEAKING_ON, hold=SILENCE_HOLD)
+                           dwell=SPEAKER_DWELL, relative=False, minimum=SPEAKING_ON, hold=SILENCE_HOLD)
     return np.where(chosen >= 0, rows[np.maximum(chosen, 0)], -1)
 
 

@@ -2,6 +2,12 @@
 
 All of them are computed offline over the whole track, so windows can be centred on each frame (half a second
 before and after) instead of lagging behind it: the crop can turn to a new speaker as soon as they start.
+
+Who speaks is decided among the faces in view, not against an absolute threshold: a listener who smiles, nods or
+chews moves their mouth too, so each face's evidence is compared with the best other face's at the same moment.
+The evidence is the face's mouth motion (``detector.mouths``) over about a second, plus how much more the mouth
+moves while the audio holds speech than while it does not over a few seconds: the part of the motion that follows
+the voice.
 """
 
 from __future__ import annotations
@@ -11,8 +17,13 @@ import numpy as np
 from smartcrop.framedata import PERSON, FrameData
 
 SPEED_SMOOTHING = 0.5  # seconds over which velocities are averaged (detector noise)
-SPEAKING_WINDOW = 1.0  # seconds of mouth movement that make a speaking score
-MOUTH_MOVEMENT_FULL = 0.08  # std of mouth opening over the window that counts as clearly speaking
+MOUTH_WINDOW = 1.0  # seconds of mouth motion averaged into a face's activity
+SYNC_WINDOW = 3.0  # seconds over which motion while voiced is compared with motion while silent
+SYNC_WEIGHT = 0.5  # weight of that voiced-minus-silent difference in the evidence
+SYNC_PRIOR = 4.0  # samples' worth of the face's own typical motion each side of that difference starts from
+VOICED = 0.5  # voice probability from which a moment counts as speech
+LEAD_FULL = 0.5  # evidence lead over the best other face that makes a score of 1 (no lead: 0.5)
+SOLO_LEVEL = 0.7  # evidence of a face alone in view that scores 0.5 (the activity of a typical listener)
 VOICE_GATE = 0.5  # voice probability at or above which speech is fully believed
 
 
@@ -50,17 +61,16 @@ def track_speed(tracks: FrameData) -> np.ndarray:
     return speed
 
 
-def match_faces(tracks: FrameData) -> tuple[np.ndarray, np.ndarray]:
-    """(B, 4) face box and (B,) mouth opening of each person box; NaN where no face fits.
+def match_faces(tracks: FrameData) -> np.ndarray:
+    """(B,) row of ``tracks.faces`` that belongs to each person box, -1 where no face fits.
 
     A face belongs to a person when its centre lies in the top 60 % of the person's box and it is narrower than
     the box; each face goes to at most one person, best-fitting (smallest box) first.
     """
-    face_xyxy = np.full((len(tracks.frame), 4), np.nan, np.float32)
-    mouth = np.full(len(tracks.frame), np.nan, np.float32)
+    matched = np.full(len(tracks.frame), -1, np.int64)
     faces = tracks.faces
     if len(faces) == 0 or len(tracks.frame) == 0:
-        return face_xyxy, mouth
+        return matched
     face_centre = np.stack([(faces.xyxy[:, 0] + faces.xyxy[:, 2]) / 2, (faces.xyxy[:, 1] + faces.xyxy[:, 3]) / 2], 1)
     face_width = faces.xyxy[:, 2] - faces.xyxy[:, 0]
     for frame in np.intersect1d(np.unique(faces.frame), np.unique(tracks.frame)):
@@ -80,42 +90,108 @@ def match_faces(tracks: FrameData) -> tuple[np.ndarray, np.ndarray]:
             if len(options):
                 best = options[np.argmax(faces.score[found[options]])]
                 taken[best] = True
-                face_xyxy[people[person]] = faces.xyxy[found[best]]
-                mouth[people[person]] = faces.mouth_open[found[best]]
-    return face_xyxy, mouth
+                matched[people[person]] = found[best]
+    return matched
 
 
-def speaking_score(tracks: FrameData, mouth_open: np.ndarray) -> np.ndarray:
-    """(B,) 0-1: how much each person's mouth moves over about a second, gated by voice in the audio.
+def _face_groups(data: FrameData) -> list[np.ndarray]:
+    """Face rows of each (face track, shot), in time order."""
+    faces = data.faces
+    if len(faces) == 0:
+        return []
+    shot = data.shot_ids()[faces.frame]
+    key = faces.track.astype(np.int64) * 1_000_000 + shot
+    order = np.lexsort((data.t[faces.frame], key))
+    return [g for g in np.split(order, np.flatnonzero(np.diff(key[order])) + 1) if faces.track[g[0]] >= 0]
 
-    A frozen or silent face scores 0; a talking one about 1. Where the audio says nobody speaks, the score drops
-    with it; where there is no audio track, the mouth alone decides.
+
+def _windowed_mean(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, prior: float = np.nan,
+                   prior_weight: float = 0.0) -> np.ndarray:
+    """Mean of the finite ``values`` in each window [lo, hi), pulled towards ``prior`` as if it were
+    ``prior_weight`` more samples (so a window with few samples does not swing); NaN where a window holds none
+    and there is no prior."""
+    finite = np.isfinite(values)
+    count = np.concatenate([[0], np.cumsum(finite)])
+    total = np.concatenate([[0.0], np.cumsum(np.where(finite, values, 0.0))])
+    n = count[hi] - count[lo]
+    if prior_weight > 0 and np.isfinite(prior):
+        return (total[hi] - total[lo] + prior_weight * prior) / (n + prior_weight)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (total[hi] - total[lo]) / np.maximum(n, 1), np.nan)
+
+
+def speech_evidence(data: FrameData) -> np.ndarray:
+    """(G,) per face row: mouth activity around it, plus the share of that activity that follows the voice.
+
+    Activity is the mean mouth motion over ``MOUTH_WINDOW``. The voice term is the mean motion at voiced moments
+    minus that at silent ones over ``SYNC_WINDOW`` (weighted ``SYNC_WEIGHT``): it lifts the face whose mouth moves
+    when there is speech and lowers one that moves as much in the pauses. Without audio the term is 0.
     """
-    score = np.zeros(len(tracks.frame), np.float32)
-    voice = tracks.voice
-    for members in track_groups(tracks):
-        values = mouth_open[members].astype(float)
-        measured = ~np.isnan(values)
-        if measured.sum() < 3:
+    faces = data.faces
+    evidence = np.full(len(faces), np.nan, np.float32)
+    shot_starts = data.shot_start.copy()
+    if len(shot_starts):
+        shot_starts[0] = True
+    voice_of_frame = data.voice
+    for members in _face_groups(data):
+        times = data.t[faces.frame[members]]
+        motion = faces.mouth_motion[members].astype(float)
+        motion[0] = np.nan  # the first sample of a track in a shot compares with nothing of its own (or a cut)
+        if np.count_nonzero(np.isfinite(motion)) < 3:
             continue
-        times = tracks.t[tracks.frame[members]]
-        lo, hi = _centred_windows(times, SPEAKING_WINDOW)
-        filled = np.where(measured, values, 0.0)
-        n = np.concatenate([[0], np.cumsum(measured)])
-        s1 = np.concatenate([[0.0], np.cumsum(filled)])
-        s2 = np.concatenate([[0.0], np.cumsum(filled ** 2)])
-        count = n[hi] - n[lo]
-        mean = (s1[hi] - s1[lo]) / np.maximum(count, 1)
-        variance = np.maximum(0.0, (s2[hi] - s2[lo]) / np.maximum(count, 1) - mean ** 2)
-        movement = np.where(count >= 3, np.sqrt(variance), 0.0)
-        score[members] = np.clip(movement / MOUTH_MOVEMENT_FULL, 0.0, 1.0)
-    frame_voice = voice[tracks.frame]
-    gate = np.where(np.isnan(frame_voice), 1.0, np.clip(frame_voice / VOICE_GATE, 0.0, 1.0))
-    return (score * gate).astype(np.float32)
+        lo, hi = _centred_windows(times, MOUTH_WINDOW)
+        activity = _windowed_mean(motion, lo, hi)
+        voice = voice_of_frame[faces.frame[members]]
+        sync = np.zeros(len(members))
+        if np.isfinite(voice).any():
+            lo, hi = _centred_windows(times, SYNC_WINDOW)
+            voiced = voice >= VOICED
+            typical = float(np.nanmedian(motion))
+            during = _windowed_mean(np.where(voiced, motion, np.nan), lo, hi, prior=typical, prior_weight=SYNC_PRIOR)
+            between = _windowed_mean(np.where(voiced, np.nan, motion), lo, hi, prior=typical,
+                                     prior_weight=SYNC_PRIOR)
+            sync = during - between
+        evidence[members] = activity + SYNC_WEIGHT * sync
+    return evidence
+
+
+def face_speaking(data: FrameData, evidence: np.ndarray) -> np.ndarray:
+    """(G,) 0-1 per face row: is this the face speaking, against the best other face in the same frame?
+
+    0.5 plus the face's lead in evidence over the best other face, in units of ``LEAD_FULL`` (a face alone is
+    measured against ``SOLO_LEVEL``), gated by the voice: where the audio says nobody speaks, nobody scores.
+    """
+    faces = data.faces
+    score = np.zeros(len(faces), np.float32)
+    known = np.flatnonzero(np.isfinite(evidence))
+    if not len(known):
+        return score
+    order = known[np.lexsort((-evidence[known], faces.frame[known]))]
+    frames = faces.frame[order]
+    first = np.flatnonzero(np.r_[True, np.diff(frames) != 0])
+    size = np.diff(np.r_[first, len(order)])
+    group = np.repeat(np.arange(len(first)), size)
+    best = evidence[order[first]][group]
+    second = np.where(size > 1, evidence[order[np.minimum(first + 1, len(order) - 1)]], SOLO_LEVEL)[group]
+    is_best = np.arange(len(order)) == first[group]
+    other = np.where(is_best, second, best)
+    lead = evidence[order] - other
+    voice = data.voice[frames]
+    gate = np.where(np.isnan(voice), 1.0, np.clip(voice / VOICE_GATE, 0.0, 1.0))
+    score[order] = np.clip(0.5 + lead / LEAD_FULL, 0.0, 1.0) * gate
+    return score
 
 
 def add_features(tracks: FrameData) -> FrameData:
     tracks.speed = track_speed(tracks)
-    tracks.face_xyxy, tracks.mouth_open = match_faces(tracks)
-    tracks.speaking = speaking_score(tracks, tracks.mouth_open)
+    face = match_faces(tracks)
+    has_face = face >= 0
+    rows = face[has_face]
+    faces = tracks.faces
+    tracks.face_xyxy = np.full((len(face), 4), np.nan, np.float32)
+    tracks.face_xyxy[has_face] = faces.xyxy[rows]
+    tracks.mouth_open = np.full(len(face), np.nan, np.float32)
+    tracks.mouth_open[has_face] = faces.mouth_open[rows]
+    tracks.speaking = np.zeros(len(face), np.float32)
+    tracks.speaking[has_face] = face_speaking(tracks, speech_evidence(tracks))[rows]
     return tracks
