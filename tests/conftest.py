@@ -28,6 +28,14 @@ def shared_media(name: str) -> Path:
     return path
 
 
+def shared_speakers(name: str) -> Path:
+    """A labelled conversation (``<name>.mp4`` or its ``<name>.json`` labels) from ``../shared/speakers``."""
+    path = SHARED / "speakers" / name
+    if not path.is_file():
+        pytest.fail(f"labelled clip missing: {path} (set SMARTCROP_SHARED to the folder holding speakers/)")
+    return path
+
+
 @pytest.fixture(scope="session")
 def detector_model() -> str:
     model = os.environ["SMARTCROP_DETECTOR_MODEL"]
