@@ -50,3 +50,56 @@ def test_plan_windows_round_trip():
     windows = np.array([[10, 0, 405, 720], [11.5, 0, 405, 720], [12, 0, 405, 720]], float)
     back = CropPath.from_avro(CropPath(t, windows, np.array([True, False, True])).to_avro())
     assert np.allclose(back.t, t) and np.allclose(back.windows, windows) and back.cut.tolist() == [True, False, True]
+
+
+def synthetic_clip(path, seconds: float, picture, fps: int = 25):
+    """An H.264 clip whose frame ``i`` is ``picture(i)`` (an RGB uint8 array), made with PyAV."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
+        for i in range(int(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(picture(i), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def analysed_times(path) -> np.ndarray:
+    from smartcrop.detector.analysis import analyse
+    from smartcrop.detector.stage import no_objects
+    from smartcrop.media.probe import probe
+
+    data = analyse(path, probe(path), no_objects, analysis_fps=5.0)
+    return data.t[data.analysed]
+
+
+def test_a_still_shot_is_sampled_at_half_the_rate_and_a_cut_at_once(tmp_path):
+    rng = np.random.default_rng(0)
+    first, second = (rng.integers(0, 255, (180, 320, 3), dtype=np.uint8) for _ in range(2))
+    times = analysed_times(synthetic_clip(tmp_path / "still.mp4", 4.0, lambda i: first if i < 53 else second))
+    assert np.isclose(times[0], 0.0)
+    assert np.any(np.isclose(times, 53 / 25)), "the first frame after the cut is sampled"
+    gaps = np.diff(times[times < 2.0])
+    assert np.allclose(gaps, 0.4), "a still shot: 2.5 samples a second"
+
+
+def test_a_moving_shot_is_sampled_at_the_full_rate(tmp_path):
+    texture = np.random.default_rng(1).integers(0, 255, (180, 640, 3), dtype=np.uint8)
+    times = analysed_times(synthetic_clip(tmp_path / "pan.mp4", 2.0, lambda i: texture[:, 4 * i:4 * i + 320]))
+    assert np.allclose(np.diff(times), 0.2)
+
+
+def test_faces_round_trip_through_avro_with_their_tracks_and_mouth_motion():
+    from smartcrop.framedata import FaceTable
+
+    data = frames({0: [(1, 2, 3, 4, 0.9, 0, 7)]})
+    data.faces = FaceTable(frame=np.array([0, 0, 4]), xyxy=np.array([[1, 2, 3, 4], [5, 6, 7, 8], [1, 2, 3, 4]],
+                                                                   np.float32),
+                           score=np.array([0.9, 0.8, 0.7], np.float32), mouth_open=np.full(3, np.nan, np.float32),
+                           track=np.array([0, 1, 0]), mouth_motion=np.array([np.nan, 0.5, 1.25], np.float32))
+    back = FrameData.from_avro(data.to_avro()).faces
+    assert back.frame.tolist() == [0, 0, 4] and back.track.tolist() == [0, 1, 0]
+    assert np.allclose(back.mouth_motion, [np.nan, 0.5, 1.25], equal_nan=True)
+    assert np.allclose(back.xyxy, data.faces.xyxy) and np.isnan(back.mouth_open).all()

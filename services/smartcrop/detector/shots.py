@@ -46,6 +46,11 @@ class ShotDetector:
         self._previous = (grey, hist)
 
     @property
+    def scores_so_far(self) -> list[float]:
+        """Per-frame change scores, as a list that grows as frames are added (no copy)."""
+        return self._scores
+
+    @property
     def scores(self) -> np.ndarray:
         return np.asarray(self._scores, float)
 
