@@ -27,7 +27,7 @@ def detector(detector_model):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("name", CLIPS, ids=lambda name: name.split("_")[1])
+@pytest.mark.parametrize("name", CLIPS, ids=["bikes", "arm", "toward"])
 def test_same_ids_and_rows_as_ultralytics_on_real_detections(name, detector):
     path = shared_media(name)
     fps = Settings().analysis_fps
@@ -40,4 +40,4 @@ def test_same_ids_and_rows_as_ultralytics_on_real_detections(name, detector):
                   for index in np.flatnonzero(data.analysed & (shots == shot))]
         assert first_difference(frames, buffer) is None, f"shot {shot}"
         tracked_boxes += sum(len(rows) for _, rows in ours(frames, buffer))
-    assert tracked_boxes > 100  # the clip has people to track
+    assert tracked_boxes > 50  # the clip has people to track

@@ -64,10 +64,6 @@ class Track:
     state: State = State.TRACKED
     confirmed: bool = False
 
-    @property
-    def xyxy(self) -> np.ndarray:
-        return _xyah_to_xyxy(self.mean[None, :4])[0]
-
 
 @dataclass(frozen=True)
 class Tracked:
@@ -265,6 +261,7 @@ class ByteTrack:
                                    confirmed=self.frame == 1))
             self._next_id += 1
 
+        # 5. lost tracks past the buffer
         for track in self.lost:
             if self.frame - track.last > p.buffer:
                 track.state = State.REMOVED
