@@ -203,8 +203,8 @@ class ByteTrack:
     tracked: list[Track] = field(default_factory=list)  # confirmed and unconfirmed tracks seen last frame
     lost: list[Track] = field(default_factory=list)
     frame: int = 0
-    _removed: deque = field(default_factory=lambda: deque(maxlen=_REMOVED_MEMORY))  # ids, repeats included
-    _next_id: int = 1
+    _removed: deque = field(default_factory=lambda: deque(maxlen=_REMOVED_MEMORY), init=False)  # ids, repeats too
+    _next_id: int = field(default=1, init=False)
 
     def update(self, xyxy: np.ndarray, score: np.ndarray) -> Tracked:
         """Track one frame's (N, 4) float32 corner boxes with their scores; the confirmed tracks it updated."""
