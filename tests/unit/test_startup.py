@@ -72,6 +72,24 @@ def test_inference_imports_neither_torch_nor_ultralytics(detector_model):
     assert json.loads(result.stdout.splitlines()[-1]) == []
 
 
+def test_tracking_imports_neither_torch_nor_ultralytics():
+    """The run path's modules plus a tracked two-shot timeline leave torch and ultralytics unloaded."""
+    environment = {**os.environ, "PYTHONPATH": f"{REPO / 'services'}{os.pathsep}{REPO}"}
+    script = ("import sys, json\n"
+              "import smartcrop.pipeline\n"
+              "from smartcrop.tracker.stage import track_objects, add_features\n"
+              "from tests.unit.scenes import Scene, Subject, person\n"
+              "scene = Scene([Subject(1, lambda f: person(300 + 8 * f)), Subject(2, person(1500))], frames=20, "
+              "cuts=[10])\n"
+              "tracked = add_features(track_objects(scene.tracks(), scene.fps))\n"
+              "assert len(set(tracked.track_id.tolist())) == 4, tracked.track_id  # two people in each of two shots\n"
+              "print(json.dumps(sorted(m for m in ('torch', 'torchvision', 'ultralytics') if m in sys.modules)))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env=environment)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == []
+
+
 def test_models_load_in_the_background_and_errors_reach_the_first_call():
     started, release = threading.Event(), threading.Event()
 
