@@ -66,12 +66,21 @@ def synthetic_clip(path, seconds: float, picture, fps: int = 25):
     return path
 
 
-def analysed_times(path) -> np.ndarray:
+def person_at(x: float):
+    """A detector that finds one person whose box starts at ``x`` on every image (detector-size pixels)."""
+    from smartcrop.detector.models import FrameDetections
+
+    def detect(images):
+        return [FrameDetections(np.array([[x, 20, x + 60, 160]], np.float32), np.array([0.9], np.float32),
+                                np.array([0])) for _ in images]
+    return detect
+
+
+def analysed_times(path, detector=None) -> np.ndarray:
     from smartcrop.detector.analysis import analyse
-    from smartcrop.detector.stage import no_objects
     from smartcrop.media.probe import probe
 
-    data = analyse(path, probe(path), no_objects, analysis_fps=5.0)
+    data = analyse(path, probe(path), detector or person_at(100), analysis_fps=5.0, batch_size=2)
     return data.t[data.analysed]
 
 
@@ -81,8 +90,29 @@ def test_a_still_shot_is_sampled_at_half_the_rate_and_a_cut_at_once(tmp_path):
     times = analysed_times(synthetic_clip(tmp_path / "still.mp4", 4.0, lambda i: first if i < 53 else second))
     assert np.isclose(times[0], 0.0)
     assert np.any(np.isclose(times, 53 / 25)), "the first frame after the cut is sampled"
-    gaps = np.diff(times[times < 2.0])
+    gaps = np.diff(times[(times > 0.5) & (times < 2.0)])  # after the first batch has told where people are
     assert np.allclose(gaps, 0.4), "a still shot: 2.5 samples a second"
+
+
+def test_a_still_shot_without_people_or_with_people_walking_keeps_the_full_rate(tmp_path):
+    from smartcrop.detector.stage import no_objects
+
+    still = np.random.default_rng(0).integers(0, 255, (180, 320, 3), dtype=np.uint8)
+    clip = synthetic_clip(tmp_path / "still.mp4", 3.0, lambda i: still)
+    assert np.allclose(np.diff(analysed_times(clip, no_objects)), 0.2), "nobody found yet: keep looking"
+
+    class Walker:
+        """One person crossing the frame at 1.5 box heights a second, whatever the picture does."""
+        def __init__(self):
+            self.calls = 0
+
+        def __call__(self, images):
+            found = []
+            for _ in images:
+                found += person_at(10 + 42 * self.calls)([None])
+                self.calls += 1
+            return found
+    assert np.allclose(np.diff(analysed_times(clip, Walker())), 0.2)
 
 
 def test_a_moving_shot_is_sampled_at_the_full_rate(tmp_path):

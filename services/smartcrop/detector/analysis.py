@@ -1,8 +1,10 @@
-"""One decode pass for analysis: shot cues on every frame, objects (and faces where needed) at the analysis rate.
+"""One decode pass for analysis: shot cues on every frame, objects at the analysis rate, faces where needed.
 
 Inference runs on a worker thread in batches while the decoder keeps going, so on a multi-core machine the model
-and the decoder overlap instead of taking turns. Faces and mouths are costly, so they are looked for only where a
-method will use them: on every analysed frame for talking_person, on frames with two or more people for adaptive.
+and the decoder overlap instead of taking turns; at most ``MAX_CHUNKS_IN_FLIGHT`` batches of images wait for it, so
+memory stays flat however long the clip. Faces and mouths are read only where a method will use them (every mouth
+sample for talking_person, samples with two or more people for adaptive), at ``MOUTH_FPS``: speech needs a higher
+rate than the person detector does.
 """
 
 from __future__ import annotations
@@ -32,13 +34,28 @@ class FacePolicy(str, Enum):
     ALL = "all"
 
 
-# The detector's rate follows the picture: a shot that barely changes is sampled at half the analysis rate, and the
-# first frame after a likely cut is always sampled. Change is the shot detector's per-frame score summed since the
-# last sample; static talking heads and interviews collect 0.1-0.2 a second, moving shots 0.3-1.4.
+# The detector's rate follows the picture: a shot that barely changes, with people in it who stay put, is sampled at
+# half the analysis rate, and the first frame after a likely cut is always sampled. Change is the shot detector's
+# per-frame score summed since the last sample; static talking heads and interviews collect 0.1-0.2 a second, moving
+# shots 0.3-1.4. Small people walking through a still wide shot change little of the picture, so the people's own
+# motion (from the latest detections, a batch behind) is checked too; a shot where nobody was found keeps looking.
 CHANGE_PER_SAMPLE = 0.06  # change since the last sample that calls for the next one at the full rate
 SLOWEST = 0.5  # the lowest rate, as a share of the analysis rate
+STILL_PEOPLE = 0.2  # box heights per second under which the people found count as staying put
 CUT_SCORE = 0.25  # a frame change this large is likely a cut (real cuts score 0.3-0.85, motion rarely 0.2)
-MAX_CHUNKS_IN_FLIGHT = 3  # decoded images waiting for the model: bounded, so memory stays flat on long clips
+MAX_CHUNKS_IN_FLIGHT = 1  # batches queued behind the one the model runs: memory stays flat, and the rate decision
+# below reads detections at most two batches old
+
+
+@dataclass
+class _Seen:
+    """What the inference thread saw last; the decode loop reads it a batch or two behind."""
+
+    people: int = 0
+    people_still: bool = False
+    person_boxes: np.ndarray | None = None
+    person_t: float = 0.0
+    last_mouth: int = -2  # number of the last mouth sample whose faces were read
 
 
 @dataclass
@@ -47,7 +64,7 @@ class _Sample:
 
     frame: int
     t: float
-    image: np.ndarray  # BGR at the detector's size
+    image: np.ndarray | None  # BGR at the detector's size; dropped once inference has used it
     analysed: bool  # the object detector looks at it
     mouth: int  # number of this mouth sample, -1 when it is none (faces are wanted only on mouth samples)
 
@@ -82,7 +99,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
     changed, cut_ahead = 0.0, True  # the first frame is sampled
     expected = max(1, media.frame_count)
     mouths = MouthReader()
-    state = {"people": 0, "last_mouth": -2}
+    seen = _Seen()
 
     def infer(samples: list[_Sample]):
         """Runs on the inference thread, one chunk after another in time order."""
@@ -91,19 +108,23 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
         for sample in samples:
             objects = next(found) if sample.analysed else None
             if objects is not None:
-                state["people"] = int(np.count_nonzero((objects.cls == PERSON) & (objects.score >= PERSON_SCORE)))
+                people = objects.xyxy[(objects.cls == PERSON) & (objects.score >= PERSON_SCORE)]
+                seen.people = len(people)
+                seen.people_still = _people_speed(seen.person_boxes, people, sample.t - seen.person_t) < STILL_PEOPLE
+                seen.person_boxes, seen.person_t = people, sample.t
             wanted = sample.mouth >= 0 and (
-                policy is FacePolicy.ALL or (policy is FacePolicy.CROWDED and state["people"] >= 2))
+                policy is FacePolicy.ALL or (policy is FacePolicy.CROWDED and seen.people >= 2))
             face_set = None
             if wanted:
                 face_set = faces(sample.image)
                 gray = cv2.cvtColor(sample.image, cv2.COLOR_BGR2GRAY)
                 track, motion = mouths.read(sample.t, gray, face_set.xyxy, face_set.points,
-                                            consecutive=state["last_mouth"] == sample.mouth - 1)
+                                            consecutive=seen.last_mouth == sample.mouth - 1)
                 face_set = (face_set, track, motion)
-            state["last_mouth"] = sample.mouth if wanted else -2
+            seen.last_mouth = sample.mouth if wanted else -2
             detections.append(objects)
             face_sets.append(face_set)
+            sample.image = None  # results are kept to the end of the clip; images are not
         return samples, detections, face_sets
 
     def submit(samples: list[_Sample]) -> None:
@@ -125,7 +146,8 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
             if mouth:
                 next_mouth_t = max(next_mouth_t + mouth_step, item.t + mouth_step / 2)
             due = item.t + 1e-6 >= next_t and (
-                not adapt_rate or changed >= CHANGE_PER_SAMPLE or item.t + 1e-6 >= latest_t)
+                not adapt_rate or changed >= CHANGE_PER_SAMPLE or item.t + 1e-6 >= latest_t
+                or not seen.people_still)
             take = (due or (adapt_rate and cut_ahead) or not step) and (mouth or not mouth_step)
             times.append(item.t)
             analysed.append(take)
@@ -179,6 +201,17 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
             data.voice = np.asarray(activity, np.float32)
     progress(1.0)
     return data
+
+
+def _people_speed(before: np.ndarray | None, now: np.ndarray, seconds: float) -> float:
+    """Median speed of the people in ``now``, in box heights per second, each against the nearest box ``seconds``
+    earlier; infinite when there is nobody to compare (nobody found, or nothing before)."""
+    if before is None or not len(before) or not len(now) or seconds <= 0:
+        return float("inf")
+    centre = lambda boxes: (boxes[:, :2] + boxes[:, 2:]) / 2  # noqa: E731
+    distance = np.linalg.norm(centre(now)[:, None] - centre(before)[None], axis=2).min(axis=1)
+    height = np.maximum(now[:, 3] - now[:, 1], 1.0)
+    return float(np.median(distance / height)) / seconds
 
 
 def _stack(parts: list[tuple], width: int) -> tuple[np.ndarray, ...]:
