@@ -101,9 +101,9 @@ class Gateway:
         if not self.authority.keys:
             log.warning("SMARTCROP_GATEWAY_API_KEYS is empty: every request will be refused")
         self.limiter = RateLimiter(config.rate_limit, config.rate_burst)
-        self.storage = storage or S3Storage.from_settings(settings)
-        self.publisher = publisher or EventPublisher(settings)
-        self.view = view or StatusView(settings)
+        self.storage = S3Storage.from_settings(settings) if storage is None else storage
+        self.publisher = EventPublisher(settings) if publisher is None else publisher
+        self.view = StatusView(settings) if view is None else view  # (an empty view is falsy: it has a length)
         self.tasks = TaskStore(self.storage)
         self.policy = network_policy(settings)
         self.callbacks = CallbackDispatcher(self.tasks, self.storage, self.policy, self._webhook_secret,
