@@ -22,7 +22,7 @@ import qencode3
 import requests
 
 from smartcrop.gateway.callbacks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from smartcrop.gateway.keys import hash_key
+from smartcrop.gateway.keys import hash_key, parse_api_keys
 from smartcrop.media.probe import probe
 from smartcrop.runtime.storage import S3Location, s3_client
 
@@ -249,3 +249,17 @@ def test_concurrent_jobs_through_the_gateway_all_complete_once(gateway, settings
         time.sleep(0.2)
     for token in ids:
         assert [form["event"] for _, _, form in receiver.events(token)] == ["queued", "encoding", "completed"]
+
+
+def test_the_local_stack_lists_the_gateway_and_prints_its_url_and_a_working_key(stack_env):
+    status = subprocess.run([sys.executable, "-m", "smartcrop", "stack", "status", "--json"], capture_output=True,
+                            text=True, timeout=60)
+    assert status.returncode == 0 and set(json.loads(status.stdout)["gateway"]) == {"up", "pid"}
+    printed = subprocess.run([sys.executable, "-m", "smartcrop", "stack", "env"], capture_output=True, text=True,
+                             timeout=60).stdout
+    lines = dict(line.removeprefix("export ").split("=", 1) for line in printed.splitlines())
+    assert lines["SMARTCROP_GATEWAY_URL"] == "http://127.0.0.1:19180"
+    (key,) = parse_api_keys(lines["SMARTCROP_GATEWAY_API_KEYS"])
+    assert key.key_hash == hash_key(lines["SMARTCROP_API_KEY"]) and key.webhook_secret == lines[
+        "SMARTCROP_WEBHOOK_SECRET"]
+    assert lines["SMARTCROP_API_KEY"] not in lines["SMARTCROP_GATEWAY_API_KEYS"]
