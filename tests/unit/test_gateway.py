@@ -353,3 +353,27 @@ def test_status_waits_for_the_view_and_health_tells_it(api):
     assert answer.status_code == 503 and answer.json()["error"] == 1
     assert api.get("/readyz").status_code == 503
     assert "smartcrop_gateway_requests_total" in api.get("/metrics").text
+
+
+def test_on_start_only_recent_states_of_the_rebuilt_view_are_queued_for_callbacks(tmp_path):
+    sent, _ = dispatcher(tmp_path, "http://127.0.0.1:9/h")
+    old = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    sent.on_change(None, status("job-old", state=JobState.COMPLETED, updated_at=old))
+    sent.on_change(None, status("job-new", state=JobState.COMPLETED))
+    sent.on_change(status("job-run"), status("job-run", percent=80.0))  # the same Qencode state: no callback
+    queued = [q.get_nowait().job_id for q in sent.queues if not q.empty()]
+    assert queued == ["job-new"]
+
+
+def test_the_local_stack_has_a_gateway_key_whose_hash_it_configures(tmp_path):
+    from smartcrop.runtime import stack
+
+    config = replace(stack.StackConfig.from_env(), home=tmp_path, gateway_port=19999)
+    env = stack.stack_env(config)
+    assert env["SMARTCROP_GATEWAY_URL"] == "http://127.0.0.1:19999"
+    (key,) = parse_api_keys(env["SMARTCROP_GATEWAY_API_KEYS"])
+    assert key.name == "local" and key.key_hash == hash_key(env["SMARTCROP_API_KEY"])
+    assert key.webhook_secret == env["SMARTCROP_WEBHOOK_SECRET"] and env["SMARTCROP_API_KEY"] not in \
+        env["SMARTCROP_GATEWAY_API_KEYS"]
+    assert stack.stack_env(config)["SMARTCROP_API_KEY"] == env["SMARTCROP_API_KEY"]  # stable between calls
+    assert "gateway" in stack.COMPONENTS

@@ -66,6 +66,7 @@ class GatewayConfig:
     rate_burst: float = 40.0
     max_body_bytes: int = 1 << 20
     callback_attempts: int = 8
+    callback_max_age: float = 24 * 3600  # on a restart, callbacks still go out for states this recent
 
     @classmethod
     def from_env(cls) -> "GatewayConfig":
@@ -77,7 +78,8 @@ class GatewayConfig:
                    rate_limit=_env_float("SMARTCROP_GATEWAY_RATE_LIMIT", cls.rate_limit),
                    rate_burst=_env_float("SMARTCROP_GATEWAY_RATE_BURST", cls.rate_burst),
                    max_body_bytes=_env_int("SMARTCROP_GATEWAY_MAX_BODY_BYTES", cls.max_body_bytes),
-                   callback_attempts=max(1, _env_int("SMARTCROP_GATEWAY_CALLBACK_ATTEMPTS", cls.callback_attempts)))
+                   callback_attempts=max(1, _env_int("SMARTCROP_GATEWAY_CALLBACK_ATTEMPTS", cls.callback_attempts)),
+                   callback_max_age=_env_float("SMARTCROP_GATEWAY_CALLBACK_MAX_AGE", cls.callback_max_age))
 
 
 def signing_key(config: GatewayConfig, settings: Settings) -> bytes:
@@ -108,7 +110,7 @@ class Gateway:
         self.policy = network_policy(settings)
         self.callbacks = CallbackDispatcher(self.tasks, self.storage, self.policy, self._webhook_secret,
                                             lambda task: self.status_url(task.task_token, None),
-                                            attempts=config.callback_attempts,
+                                            attempts=config.callback_attempts, max_age=config.callback_max_age,
                                             connect_timeout=settings.http_connect_timeout,
                                             read_timeout=min(settings.http_read_timeout, 30.0))
         self.view.add_listener(self.callbacks.on_change)

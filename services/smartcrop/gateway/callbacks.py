@@ -24,6 +24,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
@@ -81,9 +82,10 @@ class _Delivery:
 class CallbackDispatcher:
     def __init__(self, tasks: TaskStore, storage, policy: NetworkPolicy, secret_for: Callable[[str], str | None],
                  status_url: Callable[[Task], str], *, attempts: int = 8, workers: int = 4,
-                 connect_timeout: float = 5.0, read_timeout: float = 10.0, sleep=time.sleep):
+                 connect_timeout: float = 5.0, read_timeout: float = 10.0, max_age: float = 24 * 3600,
+                 sleep=time.sleep):
         self.tasks, self.storage, self.secret_for, self.status_url = tasks, storage, secret_for, status_url
-        self.attempts, self.sleep = attempts, sleep
+        self.attempts, self.sleep, self.max_age = attempts, sleep, max_age
         self.http = guarded_pool_manager(policy, "callback_url", connect_timeout=connect_timeout,
                                          read_timeout=read_timeout, maxsize=workers)
         self.queues = [queue.Queue() for _ in range(workers)]
@@ -105,6 +107,8 @@ class CallbackDispatcher:
         """The status view's listener: a change of Qencode state is queued for the job's worker."""
         if old is not None and qencode_state(old) == qencode_state(new):
             return
+        if old is None and (datetime.now(timezone.utc) - new.updated_at).total_seconds() > self.max_age:
+            return  # the rebuild on start meets every job of the topic's retention: only recent ones are news
         index = int(hashlib.sha256(new.job_id.encode()).hexdigest()[:8], 16) % len(self.queues)
         self.queues[index].put(_Delivery(new.job_id, new))
 
