@@ -281,7 +281,7 @@ class RecordingPublisher:
 @pytest.fixture
 def api(tmp_path):
     settings = replace(Settings(), secret_key="unit-secret", allowed_networks=("127.0.0.1/32",))
-    config = GatewayConfig(api_keys=ENTRY, rate_limit=0, max_body_bytes=4096, public_url="http://gw.example")
+    config = GatewayConfig(api_keys=ENTRY, rate_limit=0, max_body_bytes=8192, public_url="http://gw.example")
     publisher, view = RecordingPublisher(), StatusView(settings)
     view._ready.set()  # rebuilt (there is no topic here)
     gateway = Gateway(settings, config, storage=LocalStorage(tmp_path), publisher=publisher, view=view)
@@ -329,9 +329,11 @@ def test_the_endpoints_refuse_with_qencodes_codes(api):
     _, private = started_task(api, {"query": {"source": "s3://minio:9000/smartcrop/in.mp4",
                                               "callback_url": "http://192.168.1.1/h"}})
     assert private["error"] == 9 and "callback_url" in private["message"]
+    _, long_payload = started_task(api, {"query": {"source": "s3://minio:9000/smartcrop/in.mp4"}}, payload="p" * 5000)
+    assert long_payload["error"] == 9 and "payload" in long_payload["message"]
     assert api.post("/v1/status", data={"task_tokens": "zz"}).json()["error"] == 13
     assert api.post("/v1/status", data={"task_tokens": "0" * 32}).json()["error"] == 13
-    large = api.post("/v1/access_token", content=b"api_key=" + b"x" * 5000,
+    large = api.post("/v1/access_token", content=b"api_key=" + b"x" * 9000,
                      headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert large.status_code == 413 and large.json()["error"] == 9
     assert api.get("/v1/status").status_code == 405 and api.post("/v2/nothing").status_code == 404

@@ -51,6 +51,7 @@ log = logging.getLogger("smartcrop.gateway")
 
 ROUTES = {"/v1/access_token": "access_token", "/v1/create_task": "create_task", "/v1/start_encode2": "start_encode2",
           "/v1/status": "status", "/healthz": "healthz", "/readyz": "readyz", "/metrics": "metrics"}
+MAX_PAYLOAD = 4096  # Qencode's payload: the caller's own data, handed back in callbacks
 TASK_STATUS = re.compile(r"^/v1/status/[0-9a-f]{1,64}$")
 
 
@@ -175,7 +176,10 @@ class Gateway:
             claimed = admit_and_claim(job, self.settings, self.storage)
         except (JobError, JobIdConflict) as exc:
             raise ApiError(ERROR_BAD_PAYLOAD, str(exc)) from None
-        task = Task(task_token, job.job_id, key.name, callback_url, optional(form, "payload"))
+        payload = optional(form, "payload")
+        if payload is not None and len(payload) > MAX_PAYLOAD:
+            raise ApiError(ERROR_BAD_PAYLOAD, f"payload is longer than {MAX_PAYLOAD} characters")
+        task = Task(task_token, job.job_id, key.name, callback_url, payload)
         bound = self.tasks.bind_job(task)
         if bound.task_token != task_token:
             raise ApiError(ERROR_BAD_PAYLOAD, f"job_id {job.job_id!r} belongs to another task; give another job_id")
