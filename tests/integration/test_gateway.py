@@ -263,3 +263,20 @@ def test_the_local_stack_lists_the_gateway_and_prints_its_url_and_a_working_key(
     assert key.key_hash == hash_key(lines["SMARTCROP_API_KEY"]) and key.webhook_secret == lines[
         "SMARTCROP_WEBHOOK_SECRET"]
     assert lines["SMARTCROP_API_KEY"] not in lines["SMARTCROP_GATEWAY_API_KEYS"]
+
+
+def test_smartcrop_submit_takes_the_same_path_and_a_retry_publishes_nothing_twice(gateway, settings, stack_env,
+                                                                                   uploaded_clip, tmp_path):
+    job_id = f"cli-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps({"query": {"job_id": job_id, "source": uploaded_clip, "format": [
+        {"output": "mp4", "aspect_ratio": "1:1", "smart_crop": 1}]}}))
+    # the second is a replay of the finished job: admitted, claimed as a replay, and nothing is published again
+    for extra in (["--wait", "--timeout", "300"], []):
+        result = subprocess.run([sys.executable, "-m", "smartcrop", "submit", str(path), *extra],
+                                env=service_env(settings, stack_env), capture_output=True, text=True, timeout=400)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout.splitlines()[0]) == {"job_id": job_id}
+    assert [event.job_id for event in committed_events(settings, "jobs", job_id)] == [job_id]
+    states = [event.status.value for event in committed_events(settings, "status", job_id)]
+    assert states[0] == "queued" and states[-1] == "completed" and states.count("queued") == 1
