@@ -333,6 +333,9 @@ def test_the_endpoints_refuse_with_qencodes_codes(api):
     assert long_payload["error"] == 9 and "payload" in long_payload["message"]
     assert api.post("/v1/status", data={"task_tokens": "zz"}).json()["error"] == 13
     assert api.post("/v1/status", data={"task_tokens": "0" * 32}).json()["error"] == 13
+    many = ",".join(f"{i:032x}" for i in range(101))
+    too_many = api.post("/v1/status", data={"task_tokens": many}).json()
+    assert too_many["error"] == 13 and "at most 100" in too_many["message"]
     large = api.post("/v1/access_token", content=b"api_key=" + b"x" * 9000,
                      headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert large.status_code == 413 and large.json()["error"] == 9

@@ -1,8 +1,8 @@
 """The gateway's HTTP server: Qencode's endpoints, ``/metrics``, ``/healthz`` and ``/readyz`` on one port.
 
-Starlette routes and uvicorn serves; the work of a request (object store, broker) runs on the thread pool. Every
-request is counted by endpoint, HTTP status and Qencode error code, timed, and logged as one JSON line that names
-the key (never the key, a token or the query).
+Uvicorn serves; the work of a request (object store, broker) runs on the thread pool. Every request is counted by
+endpoint, HTTP status and Qencode error code, timed, and logged as one JSON line with those; a started task's line
+names its key and job. No line holds a key, a token or the query.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from smartcrop.idempotency import JobIdConflict
 from smartcrop.job import JobError, parse_job
 from smartcrop.runtime.config import Settings, _env, _env_float, _env_int
 from smartcrop.runtime.kafka import DeliveryError, EventPublisher
+from smartcrop.runtime.retry import backoff
 from smartcrop.runtime.storage import S3Storage, StorageError
 from smartcrop.runtime.transfer import network_policy
 from smartcrop.submission import admit_and_claim, publish_job
@@ -51,6 +52,7 @@ log = logging.getLogger("smartcrop.gateway")
 
 ROUTES = {"/v1/access_token": "access_token", "/v1/create_task": "create_task", "/v1/start_encode2": "start_encode2",
           "/v1/status": "status", "/healthz": "healthz", "/readyz": "readyz", "/metrics": "metrics"}
+MAX_TOKENS = 100  # task tokens per status request
 MAX_PAYLOAD = 4096  # Qencode's payload: the caller's own data, handed back in callbacks
 TASK_STATUS = re.compile(r"^/v1/status/[0-9a-f]{1,64}$")
 
@@ -119,7 +121,13 @@ class Gateway:
 
     def start(self) -> "Gateway":
         metrics.initialise()
-        self.storage.ensure_bucket()
+        for attempt in range(1000):  # object storage may come up after us (Compose, a cluster starting)
+            try:
+                self.storage.ensure_bucket()
+                break
+            except StorageError as exc:
+                log.warning("object storage not reachable (%s); retrying", exc)
+                time.sleep(backoff(min(attempt, 5)))
         self.callbacks.start()
         self.view.start()
         return self
@@ -188,15 +196,18 @@ class Gateway:
             raise ApiError(ERROR_BAD_PAYLOAD, "this task_token was started with another job; create a new task")
         publish_job(job, claimed, self.publisher, self.view.get)
         metrics.JOBS_STARTED.labels(key.name).inc()
-        log.info("task started", extra={"job_id": job.job_id})
+        log.info("task started for key %s", key.name, extra={"job_id": job.job_id})
         return {"error": 0, "status_url": self.status_url(task_token, base)}
 
     def status(self, form, caller: str, base: str) -> dict:
         self.limiter.take(f"address:{caller}")
         if not self.view.ready:
             raise ApiError(ERROR_SERVER_INTERNAL, "the status view is being rebuilt; retry shortly", http_status=503)
+        tokens = task_tokens(form)
+        if len(tokens) > MAX_TOKENS:
+            raise ApiError(ERROR_BAD_TOKENS, f"at most {MAX_TOKENS} task_tokens in one request")
         statuses = {}
-        for token in task_tokens(form):
+        for token in tokens:
             check_task_token_format(token)
             task = self.tasks.by_token(token)
             if task is None:
