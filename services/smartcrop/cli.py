@@ -91,9 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("--timeout", type=float, default=None)
     cancel.set_defaults(func=cmd_cancel)
 
-    serve = commands.add_parser("serve", help="run one stage as a Kafka service")
-    serve.add_argument("stage", choices=["detector", "tracker", "planner", "encoder"])
+    serve = commands.add_parser("serve", help="run one stage as a Kafka service, or the Qencode-compatible gateway")
+    serve.add_argument("stage", choices=["detector", "tracker", "planner", "encoder", "gateway"])
     serve.set_defaults(func=cmd_serve)
+
+    key = commands.add_parser("gateway-key", help="make a gateway API key: the key for the caller, the entry for "
+                              "SMARTCROP_GATEWAY_API_KEYS (its hash) and the webhook secret")
+    key.add_argument("name", help="the key's name (letters, digits, '_' or '-')")
+    key.set_defaults(func=cmd_gateway_key)
 
     init = commands.add_parser("init", help="create the topics and the bucket if missing (deployments run it once)")
     init.add_argument("--partitions", type=int, default=6, help="partitions per new topic: the most replicas a "
@@ -241,26 +246,17 @@ def cmd_demo(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    from smartcrop.admission import admit
-    from smartcrop.events import JobRequested, JobState, JobStatus
-    from smartcrop.idempotency import Claim, claim, fingerprint
+    from smartcrop.events import JobState
     from smartcrop.runtime.config import Settings
     from smartcrop.runtime.kafka import EventPublisher, latest_status
     from smartcrop.runtime.storage import S3Storage
+    from smartcrop.submission import admit_and_claim, publish_job
 
     settings = Settings.from_env()
     job = load_job_file(args.job, limits=settings.limits)
-    admit(job, settings)  # a job the services would refuse is never published
-    # one id, one job: a different job under a taken id stops here (job_id_conflict) with nothing published
-    claimed = claim(S3Storage.from_settings(settings), job.job_id, fingerprint(job, None, settings.secret_key))
-    current = None if claimed is Claim.NEW else latest_status(settings, job.job_id)
-    publisher = EventPublisher(settings)
-    # each acknowledged by the broker (acks=all) before the next, and before the job id is printed. A replay
-    # publishes only what an earlier submit may have failed to deliver; never a status over the job's real one
-    if current is None:
-        publisher.publish_confirmed(JobStatus(job.job_id, JobState.QUEUED, "submit", 0.0))
-    if current is None or (current.stage == "submit" and current.status is JobState.QUEUED):
-        publisher.publish_confirmed(JobRequested(job=job))  # the detector runs a job once, however often sent
+    # a different job under a taken id stops here (job_id_conflict) with nothing published
+    claimed = admit_and_claim(job, settings, S3Storage.from_settings(settings))
+    publish_job(job, claimed, EventPublisher(settings), lambda job_id: latest_status(settings, job_id))
     print(json.dumps({"job_id": job.job_id}), flush=True)
     if not args.wait:
         return 0
@@ -336,9 +332,29 @@ def _stderr_console():
 
 
 def cmd_serve(args) -> int:
+    if args.stage == "gateway":
+        from smartcrop.gateway.app import serve as serve_gateway
+
+        serve_gateway()
+        return 0
     from smartcrop.runtime.service import serve
 
     serve(args.stage)
+    return 0
+
+
+def cmd_gateway_key(args) -> int:
+    import secrets
+
+    from smartcrop.gateway.keys import hash_key, parse_api_keys
+
+    api_key, webhook_secret = secrets.token_hex(24), secrets.token_hex(32)
+    entry = f"{args.name}:{hash_key(api_key)}:{webhook_secret}"
+    try:
+        parse_api_keys(entry)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(json.dumps({"api_key": api_key, "webhook_secret": webhook_secret, "entry": entry}))
     return 0
 
 

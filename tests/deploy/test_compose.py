@@ -62,7 +62,7 @@ def expected_condition(dependency: str) -> str:
         return "service_completed_successfully"
     if dependency in ("kafka", "minio", "prometheus"):
         return "service_healthy"
-    if dependency in STAGES:
+    if dependency in (*STAGES, "gateway"):
         return "service_started"
     raise AssertionError(f"no rule for a dependency on {dependency!r}: add one here")
 
@@ -75,10 +75,10 @@ def test_services_wait_for_what_they_need(compose):
     for name, dependency, rule in pairs:
         assert dependency in services, (name, dependency)
         assert rule["condition"] == expected_condition(dependency), (name, dependency)
-    for stage in STAGES:
+    for stage in (*STAGES, "gateway"):
         assert set(services[stage]["depends_on"]) == {"init", "kafka", "minio"}
     assert set(services["init"]["depends_on"]) == {"kafka", "minio"}
-    assert set(services["prometheus"]["depends_on"]) == set(STAGES)
+    assert set(services["prometheus"]["depends_on"]) == {*STAGES, "gateway"}
 
 
 def test_stages_serve_metrics_where_prometheus_scrapes_and_grafana_is_provisioned(compose):
@@ -86,7 +86,9 @@ def test_stages_serve_metrics_where_prometheus_scrapes_and_grafana_is_provisione
     scrape = yaml.safe_load(SCRAPE_CONFIG.read_text())
     targets = {target for job in scrape["scrape_configs"] if job["job_name"] == "smartcrop"
                for group in job["static_configs"] for target in group["targets"]}
-    assert targets == {f"{stage}:{services[stage]['environment']['SMARTCROP_METRICS_PORT']}" for stage in STAGES}
+    assert targets == {f"{stage}:{services[stage]['environment']['SMARTCROP_METRICS_PORT']}" for stage in STAGES} | {
+        f"gateway:{services['gateway']['environment']['SMARTCROP_GATEWAY_PORT']}"}
+    assert services["gateway"]["command"] == ["serve", "gateway"]
     assert "./deploy/prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
     grafana = services["grafana"]["volumes"]
     assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana

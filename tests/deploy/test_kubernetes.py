@@ -177,3 +177,34 @@ def test_prod_runs_at_least_two_of_each_stage(built):
             assert scaled["spec"]["minReplicaCount"] >= 2
         assert not any(name.startswith("smartcrop-secrets") for name in of_kind(built[overlay], "Secret")), \
             "production credentials are created by the operator, never committed"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_is_served_behind_an_ingress_scaled_by_an_hpa_and_fenced_by_a_policy(built, overlay):
+    docs = built[overlay]
+    deployment = of_kind(docs, "Deployment")["smartcrop-gateway"]
+    container = the_container(deployment)
+    assert container["args"] == ["serve", "gateway"]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["SMARTCROP_GATEWAY_PORT"] == "9100"  # the API beside /metrics and the probes, on port `metrics`
+    for probe, path in PROBES.items():
+        assert container[probe]["httpGet"] == {"path": path, "port": "metrics"}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert any(source.get("secretRef", {}).get("name", "").startswith("smartcrop-secrets")
+               for source in container["envFrom"])  # SMARTCROP_GATEWAY_API_KEYS
+    service = of_kind(docs, "Service")["smartcrop-gateway"]
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "metrics"}]
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "gateway"
+    (ingress,) = of_kind(docs, "Ingress").values()
+    (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert path["path"] == "/v1" and path["backend"]["service"] == {"name": "smartcrop-gateway",
+                                                                    "port": {"name": "http"}}
+    hpa = of_kind(docs, "HorizontalPodAutoscaler")["smartcrop-gateway"]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == "smartcrop-gateway" and hpa["minReplicas"] >= 2
+    assert {metric["type"] for metric in hpa["metrics"]} == {"Resource", "Pods"}
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    covering = [p["spec"] for p in of_kind(docs, "NetworkPolicy").values()
+                if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
+    sources = [source for spec in covering for rule in spec.get("ingress", []) for source in rule["from"]]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}} in sources
+    assert {"Ingress", "Egress"} <= {kind for spec in covering for kind in spec["policyTypes"]}

@@ -9,6 +9,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 from smartcrop.errors import CODES
+from smartcrop.gateway import metrics as gateway_metrics
 from smartcrop.runtime import metrics
 
 from .conftest import run_tool
@@ -42,26 +43,27 @@ def test_alerts_fire_when_they_should_and_only_then(promtool):
 def test_the_issue_asks_for_these_alerts():
     alerts = {rule["alert"] for rule in yaml.safe_load(RULES.read_text())["groups"][0]["rules"]}
     assert {"SmartcropConsumerLagGrowing", "SmartcropJobFailureRate", "SmartcropNoProgress",
-            "SmartcropServiceDown"} <= alerts
+            "SmartcropServiceDown", "SmartcropGateway5xx"} <= alerts
 
 
 def test_every_stage_is_scraped_with_a_service_label():
     config = yaml.safe_load(SCRAPE_CONFIG.read_text())
     (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "smartcrop"]
     labelled = {group["labels"]["service"]: group["targets"] for group in job["static_configs"]}
-    assert labelled == {stage: [f"{stage}:9100"] for stage in STAGES}
+    assert labelled == {**{stage: [f"{stage}:9100"] for stage in STAGES}, "gateway": ["gateway:9100"]}
 
 
 def test_dashboard_and_rules_read_only_declared_metrics():
     for stage in STAGES:
         metrics.initialise(stage, CODES)
+    gateway_metrics.initialise()
     declared = {family.name: family.type for family in REGISTRY.collect() if family.name.startswith("smartcrop_")}
     read = series_names(dashboard_expressions() + rule_expressions())
     assert len(read) >= 5, read  # the expressions were found and parsed
     for series in read:
         family = metric_family(series)
         name = family[: -len("_total")] if family.endswith("_total") else family
-        assert name in declared, f"{series} is not a metric of smartcrop.runtime.metrics"
+        assert name in declared, f"{series} is not a metric of smartcrop.runtime.metrics or smartcrop.gateway.metrics"
         if series != family:
             assert declared[name] == "histogram", f"{series}: {name} is not a histogram"
 

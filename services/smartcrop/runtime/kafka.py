@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from typing import Iterator
@@ -163,6 +164,32 @@ class EventPublisher:
         """Publish and wait for the broker's ack (acks=all); raises DeliveryError naming the Kafka error."""
         self.publish(event)
         self.flush()
+
+    def deliver(self, event: Event, timeout: float | None = None) -> None:
+        """Publish one event and wait for its own delivery report: safe from many threads at once (the gateway),
+        since a failure is raised only to the caller whose event failed."""
+        topic = self.settings.topic(event.TOPIC)
+        self._check_topic(topic)
+        done = threading.Event()
+        failure: list[KafkaError] = []
+
+        def on_delivery(error: KafkaError | None, _message) -> None:
+            if error is not None:
+                failure.append(error)
+            done.set()
+
+        try:
+            self.producer.produce(topic, key=event.job_id.encode(), value=encode_event(event, self.box),
+                                  on_delivery=on_delivery)
+        except KafkaException as exc:
+            raise DeliveryError(exc.args[0], topic) from None
+        deadline = time.monotonic() + (timeout or self.settings.kafka_delivery_timeout_ms / 1000 + 5)
+        while not done.is_set():
+            if time.monotonic() > deadline:
+                raise DeliveryError(KafkaError(KafkaError._MSG_TIMED_OUT, "no delivery report"), topic)
+            self.producer.poll(0.05)
+        if failure:
+            raise DeliveryError(failure[0], topic)
 
     def flush(self, timeout: float | None = None) -> None:
         if timeout is None:  # the delivery timeout plus a margin for the callbacks to run

@@ -31,7 +31,8 @@ SLF4J_VERSION = "2.0.17"
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"  # the module proxy's latest (2026-02-12); pinned for repeatability
 SERVICES = ("detector", "tracker", "planner", "encoder")
-COMPONENTS = ("kafka", "minio") + SERVICES
+COMPONENTS = ("kafka", "minio") + SERVICES + ("gateway",)
+LOCAL_KEY_NAME = "local"
 
 
 class StackError(RuntimeError):
@@ -46,6 +47,7 @@ class StackConfig:
     minio_port: int
     console_port: int
     metrics_base_port: int
+    gateway_port: int = 19180
 
     @classmethod
     def from_env(cls) -> "StackConfig":
@@ -56,7 +58,8 @@ class StackConfig:
                    controller_port=port("SMARTCROP_STACK_CONTROLLER_PORT", 19093),
                    minio_port=port("SMARTCROP_STACK_MINIO_PORT", 19000),
                    console_port=port("SMARTCROP_STACK_CONSOLE_PORT", 19001),
-                   metrics_base_port=port("SMARTCROP_STACK_METRICS_PORT", 19100))
+                   metrics_base_port=port("SMARTCROP_STACK_METRICS_PORT", 19100),
+                   gateway_port=port("SMARTCROP_STACK_GATEWAY_PORT", 19180))
 
     @property
     def logs(self) -> Path:
@@ -116,14 +119,30 @@ def stack_credentials(config: StackConfig | None = None, *, create: bool = False
     return values
 
 
+def local_api_key(secret_key: str) -> str:
+    """The local stack's gateway API key: derived from its event-secret key, so it is stable and never stored."""
+    import hashlib
+    import hmac
+
+    return hmac.new(secret_key.encode(), b"smartcrop-local-gateway-api-key", hashlib.sha256).hexdigest()[:48]
+
+
 def stack_env(config: StackConfig | None = None) -> dict[str, str]:
+    from smartcrop.gateway.keys import derived_webhook_secret, hash_key
+
     config = config or StackConfig.from_env()
     creds = stack_credentials(config, create=True)
+    api_key = local_api_key(creds["secret_key"])
+    webhook_secret = derived_webhook_secret(creds["secret_key"], LOCAL_KEY_NAME)
     return {"SMARTCROP_KAFKA_BOOTSTRAP": f"127.0.0.1:{config.kafka_port}",
             "SMARTCROP_S3_ENDPOINT": f"http://127.0.0.1:{config.minio_port}",
             "SMARTCROP_S3_ACCESS_KEY": creds["s3_access_key"],
             "SMARTCROP_S3_SECRET_KEY": creds["s3_secret_key"],
-            "SMARTCROP_SECRET_KEY": creds["secret_key"]}
+            "SMARTCROP_SECRET_KEY": creds["secret_key"],
+            "SMARTCROP_GATEWAY_URL": f"http://127.0.0.1:{config.gateway_port}",
+            "SMARTCROP_API_KEY": api_key,
+            "SMARTCROP_WEBHOOK_SECRET": webhook_secret,
+            "SMARTCROP_GATEWAY_API_KEYS": f"{LOCAL_KEY_NAME}:{hash_key(api_key)}:{webhook_secret}"}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -364,9 +383,14 @@ def start_service(config: StackConfig, name: str, instance: str, port: int, echo
     pid = component_pid(config, instance)
     if pid is not None:
         return pid
-    echo(f"starting {instance} (metrics: http://127.0.0.1:{port}/metrics, log: {config.log_file(instance)})")
     env = {**stack_env(config), "SMARTCROP_METRICS_PORT": str(port), "SMARTCROP_INSTANCE_ID": instance,
            "PYTHONUNBUFFERED": "1"}
+    if name == "gateway":
+        echo(f"starting gateway on http://127.0.0.1:{port} (metrics: /metrics, log: {config.log_file(instance)})")
+        env.update(SMARTCROP_GATEWAY_HOST="127.0.0.1", SMARTCROP_GATEWAY_PORT=str(port),
+                   SMARTCROP_GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{port}")
+    else:
+        echo(f"starting {instance} (metrics: http://127.0.0.1:{port}/metrics, log: {config.log_file(instance)})")
     process = _spawn(config, instance, [sys.executable, "-m", "smartcrop", "serve", name], env=env)
     deadline = time.monotonic() + 5  # until it has exec'd, so status reports it
     while time.monotonic() < deadline and process.poll() is None and component_pid(config, instance) is None:
@@ -408,6 +432,7 @@ def up(*, with_services: bool = False, replicas: dict[str, int] | None = None, e
         replicas = replicas or {name: 1 for name in SERVICES}
         for instance, port in service_ports(config, replicas).items():
             pids[instance] = start_service(config, instance.split("-")[0], instance, port, echo)
+        pids["gateway"] = start_service(config, "gateway", "gateway", config.gateway_port, echo)
     return pids
 
 
