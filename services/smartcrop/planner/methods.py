@@ -33,8 +33,8 @@ SWITCH_MARGIN = 0.25  # a challenger must be this much bigger / faster to take o
 SWITCH_DWELL = 0.4  # ... for this long (seconds)
 SPEAKING_ON = 0.5  # speaking score that makes someone a speaker: a lead over every other face in view
 SPEAKER_MARGIN = 0.12  # ... and by how much a new speaker must out-speak the current one
-SPEAKER_DWELL = 1.5  # seconds another face must out-speak the speaker before the camera turns: an interjection or a
-# burst of laughter does not turn it
+SPEAKER_DWELL = 1.0  # seconds another face must out-speak the speaker before the camera turns (an interjection
+# does not turn it; offline, the turn still starts where the challenger did)
 SILENCE_HOLD = 2.0  # keep the last speaker framed this long after they stop, before the fallback
 MOVING = 0.25  # box heights per second: slower than this is standing still
 DOMINANT_RATIO = 2.5  # adaptive: a person this many times larger than the next is "one dominant person"

@@ -20,7 +20,7 @@ SPEED_SMOOTHING = 0.5  # seconds over which velocities are averaged (detector no
 MOUTH_WINDOW = 1.0  # seconds of mouth motion averaged into a face's activity
 SYNC_WINDOW = 3.0  # seconds over which motion while voiced is compared with motion while silent
 SYNC_WEIGHT = 0.5  # weight of that voiced-minus-silent difference in the evidence
-SYNC_PRIOR = 4.0  # samples' worth of the face's own typical motion each side of that difference starts from
+SYNC_PRIOR = 4.0  # samples on the rarer side (voiced or silent) at which that difference counts half
 VOICED = 0.5  # voice probability from which a moment counts as speech
 LEAD_FULL = 0.5  # evidence lead over the best other face that makes a score of 1 (no lead: 0.5)
 SOLO_LEVEL = 0.7  # evidence of a face alone in view that scores 0.5 (the activity of a typical listener)
@@ -105,19 +105,14 @@ def _face_groups(data: FrameData) -> list[np.ndarray]:
     return [g for g in np.split(order, np.flatnonzero(np.diff(key[order])) + 1) if faces.track[g[0]] >= 0]
 
 
-def _windowed_mean(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, prior: float = np.nan,
-                   prior_weight: float = 0.0) -> np.ndarray:
-    """Mean of the finite ``values`` in each window [lo, hi), pulled towards ``prior`` as if it were
-    ``prior_weight`` more samples (so a window with few samples does not swing); NaN where a window holds none
-    and there is no prior."""
+def _windowed_mean(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and count of the finite ``values`` in each window [lo, hi); the mean is NaN where a window holds none."""
     finite = np.isfinite(values)
     count = np.concatenate([[0], np.cumsum(finite)])
     total = np.concatenate([[0.0], np.cumsum(np.where(finite, values, 0.0))])
     n = count[hi] - count[lo]
-    if prior_weight > 0 and np.isfinite(prior):
-        return (total[hi] - total[lo] + prior_weight * prior) / (n + prior_weight)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, (total[hi] - total[lo]) / np.maximum(n, 1), np.nan)
+        return np.where(n > 0, (total[hi] - total[lo]) / np.maximum(n, 1), np.nan), n
 
 
 def speech_evidence(data: FrameData) -> np.ndarray:
@@ -125,7 +120,9 @@ def speech_evidence(data: FrameData) -> np.ndarray:
 
     Activity is the mean mouth motion over ``MOUTH_WINDOW``. The voice term is the mean motion at voiced moments
     minus that at silent ones over ``SYNC_WINDOW`` (weighted ``SYNC_WEIGHT``): it lifts the face whose mouth moves
-    when there is speech and lowers one that moves as much in the pauses. Without audio the term is 0.
+    when there is speech and lowers one that moves as much in the pauses. It needs both speech and pauses in the
+    window, and counts for less the fewer samples the rarer of the two has; without audio, or under speech that
+    never pauses, it is 0 and the activity alone decides (which keeps turn changes sharp).
     """
     faces = data.faces
     evidence = np.full(len(faces), np.nan, np.float32)
@@ -140,17 +137,17 @@ def speech_evidence(data: FrameData) -> np.ndarray:
         if np.count_nonzero(np.isfinite(motion)) < 3:
             continue
         lo, hi = _centred_windows(times, MOUTH_WINDOW)
-        activity = _windowed_mean(motion, lo, hi)
+        activity, _ = _windowed_mean(motion, lo, hi)
         voice = voice_of_frame[faces.frame[members]]
         sync = np.zeros(len(members))
         if np.isfinite(voice).any():
             lo, hi = _centred_windows(times, SYNC_WINDOW)
             voiced = voice >= VOICED
-            typical = float(np.nanmedian(motion))
-            during = _windowed_mean(np.where(voiced, motion, np.nan), lo, hi, prior=typical, prior_weight=SYNC_PRIOR)
-            between = _windowed_mean(np.where(voiced, np.nan, motion), lo, hi, prior=typical,
-                                     prior_weight=SYNC_PRIOR)
-            sync = during - between
+            during, n_during = _windowed_mean(np.where(voiced, motion, np.nan), lo, hi)
+            between, n_between = _windowed_mean(np.where(voiced, np.nan, motion), lo, hi)
+            fewest = np.minimum(n_during, n_between)
+            # only where the voice both speaks and pauses can motion be seen to follow it; a few samples say little
+            sync = np.where(fewest > 0, (during - between) * fewest / (fewest + SYNC_PRIOR), 0.0)
         evidence[members] = activity + SYNC_WEIGHT * sync
     return evidence
 
