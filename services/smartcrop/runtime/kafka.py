@@ -153,8 +153,8 @@ class EventPublisher:
         topic = self.settings.topic(event.TOPIC)
         self._check_topic(topic)
         try:
-            self.producer.produce(topic, key=event.job_id.encode(), value=encode_event(event, self.box),
-                                  on_delivery=self._on_delivery)
+            value = encode_event(event, self.box, codec=self.settings.codec, topic=topic)
+            self.producer.produce(topic, key=event.job_id.encode(), value=value, on_delivery=self._on_delivery)
         except KafkaException as exc:  # refused before it left: too large for the client, queue full ...
             raise DeliveryError(exc.args[0], topic) from None
         self.producer.poll(0)
@@ -215,7 +215,7 @@ def follow_status(settings: Settings, job_id: str, *, wait: bool, timeout: float
     with contextlib.closing(read_topic(settings, "status", follow=wait, key=job_id, timeout=timeout)) as messages:
         for message in messages:
             try:
-                event = decode_event(message.value())
+                event = decode_event(message.value(), settings.codec)
             except SerdeError:
                 continue
             if isinstance(event, JobStatus):
