@@ -53,7 +53,7 @@ def topic_specs(settings: Settings, partitions: int = DEFAULT_PARTITIONS) -> lis
     specs = []
     for name in TOPICS:
         config = {}
-        if name == "status":
+        if name in ("status", "control"):  # the latest per job id is what matters
             config = {"cleanup.policy": "compact,delete", "retention.ms": str(7 * 24 * 3600 * 1000),
                       "min.cleanable.dirty.ratio": "0.1", "segment.ms": str(3600 * 1000)}
         elif name == "dlq":

@@ -10,7 +10,8 @@ Per input message:
   succeed gets a ``failed`` status with a stable code and the partition moves on;
 - a rebalance or SIGTERM mid-job aborts it without committing, so the partition's next owner redoes it. Object keys
   are deterministic, so the redo overwrites rather than duplicates;
-- a cancel request (:mod:`smartcrop.cancellation`) stops the job at its next checkpoint and commits ``cancelled``;
+- a cancel request (:mod:`smartcrop.cancellation`: a marker object or a request on the control topic) stops the job
+  at its next checkpoint and commits ``cancelled``;
 - a transactional producer that fails or stops answering is replaced by a new one with the same
   ``transactional.id``, which fences the old one and aborts its open transaction.
 """
@@ -42,6 +43,7 @@ from smartcrop.events import (
 from smartcrop.idempotency import JobIdConflict, Origin, claim, fingerprint, start_once
 from smartcrop.runtime import metrics
 from smartcrop.runtime.config import Settings
+from smartcrop.runtime.control import ControlListener
 from smartcrop.runtime.kafka import admin_client, client_config, producer_config
 from smartcrop.runtime.logs import current_job
 from smartcrop.runtime.retry import backoff
@@ -109,6 +111,7 @@ class StageService:
         self._ready_cache = (0.0, False)
         self._renew_producer = False
         self._committed: dict[tuple[str, int], int] = {}  # owned partitions -> next offset committed here (or -1)
+        self.control: ControlListener | None = None
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.status_producer: Producer | None = None
@@ -126,6 +129,7 @@ class StageService:
                 {self.settings.topic(key): name for key, name in TOPIC_TYPES.items()}))
         if self.warmup is not None:
             self.warmup(self.settings)
+        self.control = ControlListener(self.settings).start()  # cancel requests on Kafka, before the first job
         # the main thread polls all through a job, so a short session timeout is safe and a dead instance's
         # partitions move on within seconds; max.poll.interval.ms stays at its default
         self.consumer = Consumer(client_config(
@@ -176,6 +180,8 @@ class StageService:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.control is not None:
+            self.control.stop()
         if self.consumer is not None:
             self.consumer.close()
             self.consumer = None
@@ -268,7 +274,7 @@ class StageService:
 
     def _work_on(self, event: Event, message) -> str:
         work = self.work = _Work()
-        requested = CancelWatch(self.storage, event.job_id)
+        requested = CancelWatch(self.storage, event.job_id, control=self.control)
         throttle = metrics.Throttle(PROGRESS_INTERVAL)
         metrics.LAST_PROGRESS.labels(self.stage.name).set(time.time())  # the clock of "no progress" starts now
         self._send_status(JobStatus(event.job_id, JobState.RUNNING, self.stage.name, self.stage.percent(0.0)))
