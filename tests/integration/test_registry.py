@@ -20,14 +20,17 @@ from confluent_kafka.schema_registry import SchemaRegistryClient, SchemaRegistry
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from smartcrop.events import JobState, JobStatus, TracksReady, to_record
+from smartcrop.events import JobRequested, JobState, JobStatus, TracksReady, to_record
 from smartcrop.job import parse_job
 from smartcrop.media.probe import MediaInfo
 from smartcrop.runtime import serde
-from smartcrop.runtime.kafka import EventPublisher, follow_status, read_topic
+from smartcrop.runtime.config import TOPICS
+from smartcrop.runtime.kafka import EventPublisher, admin_client, ensure_topics, follow_status, read_topic
 from smartcrop.runtime.service import StageService
 from smartcrop.stage import Stage
 from tests.schema_registry import serve as serve_registry
+
+from .conftest import Services
 
 pytestmark = pytest.mark.integration
 
@@ -162,3 +165,32 @@ def test_bytes_from_confluent_kafkas_avro_serializer_are_read_by_our_stage(frame
         assert producer.flush(30) == 0
         done = final(framed, job_id)
     assert (done.status, done.stage, done.message) == (JobState.COMPLETED, "echo-confluent", "TracksReady")
+
+
+def test_a_mixed_fleet_of_real_services_completes_a_job(settings, stack_env, registry, uploaded_clip, detector_model,
+                                                        tmp_path):
+    """Detector and planner write the Confluent wire format, tracker and encoder single-object (with the registry
+    URL, to read the others), on topics of their own: the clip comes out, and each topic has its writer's framing."""
+    fleet = replace(settings, topic_prefix=f"{settings.topic_prefix}fleet.", schema_registry_url=registry[0])
+    ensure_topics(fleet, partitions=3)
+    running = Services(fleet, stack_env, tmp_path)
+    for name, framing in (("detector", "registry"), ("tracker", "single-object"), ("planner", "registry"),
+                          ("encoder", "single-object")):
+        running.extra_env = {"SMARTCROP_SCHEMA_REGISTRY_URL": registry[0], "SMARTCROP_EVENT_FRAMING": framing}
+        running.start(name)
+    try:
+        running.wait_ready()
+        job_id = f"fleet-{os.urandom(3).hex()}"
+        EventPublisher(fleet).publish_confirmed(JobRequested(job=parse_job({"query": {
+            "source": uploaded_clip, "format": [{"output": "mp4", "aspect_ratio": "9:16", "smart_crop": 1}]}},
+            job_id=job_id)))
+        statuses = list(follow_status(fleet, job_id, wait=True, timeout=300))
+        assert statuses[-1].status is JobState.COMPLETED, statuses[-1]
+        assert len(statuses[-1].outputs) == 1
+        framings = {topic: {m.value()[:1] for m in read_topic(fleet, topic, follow=False, key=job_id, timeout=30)}
+                    for topic in ("jobs", "detections", "tracks", "plans")}
+        assert framings == {"jobs": {b"\x00"}, "detections": {b"\x00"}, "tracks": {b"\xc3"}, "plans": {b"\x00"}}
+    finally:
+        running.stop()
+        for deleted in admin_client(fleet).delete_topics([fleet.topic(name) for name in TOPICS]).values():
+            deleted.result()
