@@ -198,8 +198,9 @@ def test_the_http_client_speaks_the_registry_api():
     finally:
         server.shutdown()
         server.server_close()
-    with pytest.raises(serde.RegistryUnavailable):
-        serde.SchemaRegistry(f"http://127.0.0.1:{server.server_port}", timeout=2).schema_text(1)
+    with pytest.raises(serde.RegistryUnavailable) as down:
+        serde.SchemaRegistry(f"http://user:hunter2@127.0.0.1:{server.server_port}", timeout=2).schema_text(1)
+    assert f"schema registry http://127.0.0.1:{server.server_port}/schemas/ids/1: ConnectionError" == str(down.value)
 
 
 def test_the_test_registry_checks_backward_compatibility_by_avro_resolution():

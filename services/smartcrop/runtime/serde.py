@@ -22,6 +22,7 @@ import threading
 from functools import cache
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import fastavro
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
@@ -40,6 +41,8 @@ class SerdeError(ValueError):
 
 class RegistryUnavailable(RuntimeError):
     """The Schema Registry did not answer: a transient fault, the message is taken again later (never dead-lettered)."""
+
+    code = "registry_unavailable"
 
 
 def schema_dir() -> Path:
@@ -114,6 +117,9 @@ class SchemaRegistry:
         import requests
 
         self.url = url.rstrip("/")
+        parts = urlsplit(self.url)
+        self.shown = urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
+                                ) if parts.hostname else self.url  # for messages: never the credentials
         self.timeout = timeout
         self.session = requests.Session()
         self.session.headers["Content-Type"] = "application/vnd.schemaregistry.v1+json"
@@ -124,9 +130,9 @@ class SchemaRegistry:
         try:
             response = self.session.request(method, self.url + path, json=body, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise RegistryUnavailable(f"schema registry {self.url}: {type(exc).__name__}: {exc}") from None
+            raise RegistryUnavailable(f"schema registry {self.shown}{path}: {type(exc).__name__}") from None
         if response.status_code >= 500:
-            raise RegistryUnavailable(f"schema registry {self.url}{path}: HTTP {response.status_code}")
+            raise RegistryUnavailable(f"schema registry {self.shown}{path}: HTTP {response.status_code}")
         if response.status_code >= 400:
             raise SerdeError(f"schema registry {path}: HTTP {response.status_code}: {response.text[:300]}")
         return response.json()
