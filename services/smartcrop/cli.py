@@ -292,7 +292,7 @@ def cmd_cancel(args) -> int:
     from smartcrop.cancellation import request_cancel
     from smartcrop.events import ControlAction, JobControl, JobState
     from smartcrop.runtime.config import Settings
-    from smartcrop.runtime.kafka import EventPublisher, latest_status
+    from smartcrop.runtime.kafka import DeliveryError, EventPublisher, latest_status
     from smartcrop.runtime.storage import S3Storage
 
     settings = Settings.from_env()
@@ -304,10 +304,15 @@ def cmd_cancel(args) -> int:
         if current.status is JobState.CANCELLED:
             return 0
         raise CliError(f"job {args.job_id} has already {current.status.value}; there is nothing to cancel")
-    if args.via in ("both", "kafka"):
-        EventPublisher(settings).publish_confirmed(JobControl(args.job_id, ControlAction.CANCEL, args.reason))
     if args.via in ("both", "store"):
         request_cancel(S3Storage.from_settings(settings), args.job_id, reason=args.reason)
+    if args.via in ("both", "kafka"):
+        try:
+            EventPublisher(settings).publish_confirmed(JobControl(args.job_id, ControlAction.CANCEL, args.reason))
+        except DeliveryError as exc:  # with the marker written, the job is cancelled all the same
+            if args.via == "kafka":
+                raise
+            print(f"warning: {exc}; the marker object cancels the job", file=sys.stderr)
     print(json.dumps({"job_id": args.job_id, "cancel": "requested"}), flush=True)
     if not args.wait:
         return 0

@@ -192,5 +192,6 @@ def test_a_mixed_fleet_of_real_services_completes_a_job(settings, stack_env, reg
         assert framings == {"jobs": {b"\x00"}, "detections": {b"\x00"}, "tracks": {b"\xc3"}, "plans": {b"\x00"}}
     finally:
         running.stop()
-        for deleted in admin_client(fleet).delete_topics([fleet.topic(name) for name in TOPICS]).values():
+        admin = admin_client(fleet)
+        for deleted in admin.delete_topics([fleet.topic(name) for name in TOPICS]).values():
             deleted.result()
