@@ -47,9 +47,20 @@ def registry():
 
 
 @pytest.fixture(scope="module")
-def framed(settings, registry):
-    """The session's settings, writing the Confluent wire format."""
-    return replace(settings, schema_registry_url=registry[0])
+def plain(settings):
+    """Topics of this module's own, so the session's services never see its events (nor it theirs)."""
+    own = replace(settings, topic_prefix=f"{settings.topic_prefix}registry.")
+    ensure_topics(own, partitions=3)
+    yield own
+    admin = admin_client(own)
+    for deleted in admin.delete_topics([own.topic(name) for name in TOPICS]).values():
+        deleted.result()
+
+
+@pytest.fixture(scope="module")
+def framed(plain, registry):
+    """The module's settings, writing the Confluent wire format."""
+    return replace(plain, schema_registry_url=registry[0])
 
 
 def tracks_ready(job_id: str) -> TracksReady:
@@ -112,11 +123,11 @@ def test_a_mixed_fleet_interoperates(framed, producer_framing, service_framing):
     assert written == ({b"\x00"} if service_framing == "registry" else {b"\xc3"})
 
 
-def test_a_service_without_a_registry_dead_letters_registry_frames_and_says_why(settings, framed):
+def test_a_service_without_a_registry_dead_letters_registry_frames_and_says_why(plain, framed):
     job_id = f"no-registry-{os.urandom(3).hex()}"
-    with echo_stage(settings, "echo-plain"):
+    with echo_stage(plain, "echo-plain"):
         EventPublisher(framed).publish_confirmed(tracks_ready(job_id))
-        for message in read_topic(settings, "dlq", follow=True, key=job_id, timeout=60):
+        for message in read_topic(plain, "dlq", follow=True, key=job_id, timeout=60):
             headers = dict(message.headers())
             break
         else:
@@ -167,11 +178,11 @@ def test_bytes_from_confluent_kafkas_avro_serializer_are_read_by_our_stage(frame
     assert (done.status, done.stage, done.message) == (JobState.COMPLETED, "echo-confluent", "TracksReady")
 
 
-def test_a_mixed_fleet_of_real_services_completes_a_job(settings, stack_env, registry, uploaded_clip, detector_model,
+def test_a_mixed_fleet_of_real_services_completes_a_job(plain, stack_env, registry, uploaded_clip, detector_model,
                                                         tmp_path):
     """Detector and planner write the Confluent wire format, tracker and encoder single-object (with the registry
     URL, to read the others), on topics of their own: the clip comes out, and each topic has its writer's framing."""
-    fleet = replace(settings, topic_prefix=f"{settings.topic_prefix}fleet.", schema_registry_url=registry[0])
+    fleet = replace(plain, topic_prefix=f"{plain.topic_prefix}fleet.", schema_registry_url=registry[0])
     ensure_topics(fleet, partitions=3)
     running = Services(fleet, stack_env, tmp_path)
     for name, framing in (("detector", "registry"), ("tracker", "single-object"), ("planner", "registry"),
