@@ -30,6 +30,8 @@ class ControlListener:
         self.topic = settings.topic("control")
         self._cancelled: dict[str, str | None] = {}  # job id -> reason
         self._caught_up = threading.Event()
+        self._partitions: set[int] = set()
+        self._at_end: set[int] = set()  # partitions read to their end at least once
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -82,7 +84,7 @@ class ControlListener:
             consumer.close()
             raise KafkaException(metadata.topics[self.topic].error)
         self._partitions = set(metadata.topics[self.topic].partitions)
-        self._at_end: set[int] = set()
+        self._at_end = set()
         consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in self._partitions])
         return consumer
 
