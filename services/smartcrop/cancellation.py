@@ -1,9 +1,12 @@
-"""Cancelling a job: a marker object beside the job's data, which every stage checks before and while it works.
+"""Cancelling a job, two ways that every stage checks before and while it works:
 
-Why a marker in object storage rather than a control topic: a job may sit in any stage's topic, behind other jobs,
-on a partition whose consumer is busy (paused) with another job. The store is already shared by every stage, needs no
-extra consumer per instance, survives restarts, and an upstream system can cancel with one S3 PUT. The stage that
-meets the marker stops (or does not start), reports ``cancelled`` and commits its input, so nothing runs downstream.
+- a marker object beside the job's data (one S3 PUT), and
+- a ``JobControl`` request on the control topic ``smartcrop.control.v1`` keyed by job id, for upstream systems that
+  speak only Kafka; each stage instance follows that topic (:mod:`smartcrop.runtime.control`).
+
+A job may sit in any stage's topic, behind other jobs, on a partition whose consumer is busy (paused) with another
+job, so neither way goes through the job's own topic: both are state every instance can read at any time. The stage
+that meets either stops (or does not start), reports ``cancelled`` and commits its input, so nothing runs downstream.
 """
 
 from __future__ import annotations
@@ -28,14 +31,17 @@ def request_cancel(storage, job_id: str, reason: str = "cancelled on request") -
 
 
 class CancelWatch:
-    """Has this job been cancelled? Asks the store at most every ``interval`` seconds; once yes, always yes."""
+    """Has this job been cancelled? Asks the control listener (memory) every time and the store at most every
+    ``interval`` seconds; once yes, always yes."""
 
-    def __init__(self, storage, job_id: str, interval: float = 2.0):
-        self.storage, self.job_id, self.interval = storage, job_id, interval
+    def __init__(self, storage, job_id: str, interval: float = 2.0, control=None):
+        self.storage, self.job_id, self.interval, self.control = storage, job_id, interval, control
         self.checked_at = float("-inf")
         self.cancelled = False
 
     def __call__(self) -> bool:
+        if not self.cancelled and self.control is not None and self.control.is_cancelled(self.job_id):
+            self.cancelled = True
         if not self.cancelled and time.monotonic() - self.checked_at >= self.interval:
             self.checked_at = time.monotonic()
             try:

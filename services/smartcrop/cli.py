@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = commands.add_parser("cancel", help="cancel a queued or running job")
     cancel.add_argument("job_id")
     cancel.add_argument("--reason", default="cancelled on request", help="recorded with the request")
+    cancel.add_argument("--via", choices=("both", "kafka", "store"), default="both",
+                        help="a request on the control topic, a marker object, or both (default)")
     cancel.add_argument("--wait", action="store_true", help="wait until a stage reports the job cancelled")
     cancel.add_argument("--timeout", type=float, default=None)
     cancel.set_defaults(func=cmd_cancel)
@@ -284,9 +286,9 @@ def cmd_status(args) -> int:
 
 def cmd_cancel(args) -> int:
     from smartcrop.cancellation import request_cancel
-    from smartcrop.events import JobState
+    from smartcrop.events import ControlAction, JobControl, JobState
     from smartcrop.runtime.config import Settings
-    from smartcrop.runtime.kafka import latest_status
+    from smartcrop.runtime.kafka import DeliveryError, EventPublisher, latest_status
     from smartcrop.runtime.storage import S3Storage
 
     settings = Settings.from_env()
@@ -298,7 +300,15 @@ def cmd_cancel(args) -> int:
         if current.status is JobState.CANCELLED:
             return 0
         raise CliError(f"job {args.job_id} has already {current.status.value}; there is nothing to cancel")
-    request_cancel(S3Storage.from_settings(settings), args.job_id, reason=args.reason)
+    if args.via in ("both", "store"):
+        request_cancel(S3Storage.from_settings(settings), args.job_id, reason=args.reason)
+    if args.via in ("both", "kafka"):
+        try:
+            EventPublisher(settings).publish_confirmed(JobControl(args.job_id, ControlAction.CANCEL, args.reason))
+        except DeliveryError as exc:  # with the marker written, the job is cancelled all the same
+            if args.via == "kafka":
+                raise
+            print(f"warning: {exc}; the marker object cancels the job", file=sys.stderr)
     print(json.dumps({"job_id": args.job_id, "cancel": "requested"}), flush=True)
     if not args.wait:
         return 0

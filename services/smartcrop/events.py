@@ -118,8 +118,24 @@ class JobStatus:
                 "updated_at": self.updated_at.isoformat()}
 
 
-Event = Union[JobRequested, DetectionsReady, TracksReady, CropPlanned, JobStatus]
+class ControlAction(str, Enum):
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True)
+class JobControl:
+    """An upstream system's request about a job, on the control topic keyed by job id (see ``cancellation``)."""
+
+    TOPIC: ClassVar[str] = "control"
+    job_id: str
+    action: ControlAction = ControlAction.CANCEL
+    reason: str | None = None
+    requested_at: datetime = field(default_factory=utcnow)
+
+
+Event = Union[JobRequested, DetectionsReady, TracksReady, CropPlanned, JobStatus, JobControl]
 EVENT_CLASSES: dict[str, type] = {cls.__name__: cls for cls in typing.get_args(Event)}
+TOPIC_TYPES: dict[str, str] = {cls.TOPIC: name for name, cls in EVENT_CLASSES.items()}  # topic key -> its one type
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -168,13 +184,16 @@ def from_record(kind: Any, value: Any) -> Any:
     return value
 
 
-def encode_event(event: Event, box: SecretBox | None = None) -> bytes:
-    return serde.encode(type(event).__name__, to_record(event, box))
+def encode_event(event: Event, box: SecretBox | None = None, *, codec: serde.Codec | None = None,
+                 topic: str | None = None) -> bytes:
+    """Single-object encoded unless ``codec`` says otherwise; registry framing needs the ``topic`` (its subject)."""
+    return (codec or serde.SINGLE_OBJECT).encode(type(event).__name__, to_record(event, box), topic)
 
 
-def decode_event(data: bytes) -> Event:
-    """Bytes from the wire to an event; :class:`serde.SerdeError` if they are not one of ours."""
-    name, record = serde.decode(data)
+def decode_event(data: bytes, codec: serde.Codec | None = None) -> Event:
+    """Bytes from the wire, in either framing, to an event; :class:`serde.SerdeError` if they are not one of ours.
+    Registry-framed events need a ``codec`` with a registry to look their schema up."""
+    name, record = (codec or serde.SINGLE_OBJECT).decode(data)
     try:
         return from_record(EVENT_CLASSES[name], record)
     except (KeyError, TypeError, ValueError) as exc:

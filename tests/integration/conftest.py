@@ -172,6 +172,18 @@ def committed_events(settings: Settings, topic: str, job_id: str | None = None) 
     return events
 
 
+def cancelled_count(services: Services, stage: str = "detector") -> float:
+    """Jobs the stage has reported cancelled so far (the session's services count across tests)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(services.metrics(stage)):
+        for sample in family.samples:
+            if sample.name == "smartcrop_messages_total" and sample.labels == {"stage": stage,
+                                                                              "outcome": "cancelled"}:
+                return sample.value
+    return 0.0
+
+
 @contextlib.contextmanager
 def four_services(settings: Settings, stack_env: dict[str, str], log_dir: Path,
                   extra_env: dict[str, str] | None = None) -> Iterator[Services]:

@@ -24,6 +24,7 @@ TOPICS = {
     "tracks": "smartcrop.tracks.v1",
     "plans": "smartcrop.plans.v1",
     "status": "smartcrop.status.v1",
+    "control": "smartcrop.control.v1",
     "dlq": "smartcrop.dlq.v1",
 }
 
@@ -109,6 +110,15 @@ class Settings:
     embedded: bool = False  # a one-process run on the user's own machine: any local path is the user's own file
     http_connect_timeout: float = 10.0
     http_read_timeout: float = 60.0
+    schema_registry_url: str = field(default="", repr=False)  # set: events are written in the Confluent wire format
+    event_framing: str = ""  # "registry" or "single-object"; empty: registry when a registry URL is set
+
+    @property
+    def codec(self):
+        """How this process writes events (it reads both framings); one id cache per registry in the process."""
+        from smartcrop.runtime.serde import codec_for
+
+        return codec_for(self.schema_registry_url, self.event_framing)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -146,6 +156,8 @@ class Settings:
             file_source_roots=_env_list("SMARTCROP_FILE_SOURCE_ROOTS", os.pathsep),
             http_connect_timeout=_env_float("SMARTCROP_HTTP_CONNECT_TIMEOUT", cls.http_connect_timeout),
             http_read_timeout=_env_float("SMARTCROP_HTTP_READ_TIMEOUT", cls.http_read_timeout),
+            schema_registry_url=_env("SMARTCROP_SCHEMA_REGISTRY_URL", ""),
+            event_framing=_env("SMARTCROP_EVENT_FRAMING", ""),
         )
 
     def s3_uses_tls(self, host: str) -> bool:

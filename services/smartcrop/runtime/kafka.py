@@ -54,7 +54,7 @@ def topic_specs(settings: Settings, partitions: int = DEFAULT_PARTITIONS) -> lis
     specs = []
     for name in TOPICS:
         config = {}
-        if name == "status":
+        if name in ("status", "control"):  # the latest per job id is what matters
             config = {"cleanup.policy": "compact,delete", "retention.ms": str(7 * 24 * 3600 * 1000),
                       "min.cleanable.dirty.ratio": "0.1", "segment.ms": str(3600 * 1000)}
         elif name == "dlq":
@@ -154,8 +154,8 @@ class EventPublisher:
         topic = self.settings.topic(event.TOPIC)
         self._check_topic(topic)
         try:
-            self.producer.produce(topic, key=event.job_id.encode(), value=encode_event(event, self.box),
-                                  on_delivery=self._on_delivery)
+            value = encode_event(event, self.box, codec=self.settings.codec, topic=topic)
+            self.producer.produce(topic, key=event.job_id.encode(), value=value, on_delivery=self._on_delivery)
         except KafkaException as exc:  # refused before it left: too large for the client, queue full ...
             raise DeliveryError(exc.args[0], topic) from None
         self.producer.poll(0)
@@ -242,7 +242,7 @@ def follow_status(settings: Settings, job_id: str, *, wait: bool, timeout: float
     with contextlib.closing(read_topic(settings, "status", follow=wait, key=job_id, timeout=timeout)) as messages:
         for message in messages:
             try:
-                event = decode_event(message.value())
+                event = decode_event(message.value(), settings.codec)
             except SerdeError:
                 continue
             if isinstance(event, JobStatus):

@@ -10,7 +10,8 @@ Per input message:
   succeed gets a ``failed`` status with a stable code and the partition moves on;
 - a rebalance or SIGTERM mid-job aborts it without committing, so the partition's next owner redoes it. Object keys
   are deterministic, so the redo overwrites rather than duplicates;
-- a cancel request (:mod:`smartcrop.cancellation`) stops the job at its next checkpoint and commits ``cancelled``;
+- a cancel request (:mod:`smartcrop.cancellation`: a marker object or a request on the control topic) stops the job
+  at its next checkpoint and commits ``cancelled``;
 - a transactional producer that fails or stops answering is replaced by a new one with the same
   ``transactional.id``, which fences the old one and aborts its open transaction.
 """
@@ -29,15 +30,25 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from smartcrop.cancellation import CancelWatch
 from smartcrop.errors import CANCELLED, CODES, classify
-from smartcrop.events import ErrorInfo, Event, JobRequested, JobState, JobStatus, decode_event, encode_event
+from smartcrop.events import (
+    TOPIC_TYPES,
+    ErrorInfo,
+    Event,
+    JobRequested,
+    JobState,
+    JobStatus,
+    decode_event,
+    encode_event,
+)
 from smartcrop.idempotency import JobIdConflict, Origin, claim, fingerprint, start_once
 from smartcrop.runtime import metrics
 from smartcrop.runtime.config import Settings
+from smartcrop.runtime.control import ControlListener
 from smartcrop.runtime.kafka import admin_client, client_config, producer_config
 from smartcrop.runtime.logs import current_job
 from smartcrop.runtime.retry import backoff
 from smartcrop.runtime.secrets import SecretBox
-from smartcrop.runtime.serde import SerdeError
+from smartcrop.runtime.serde import RegistryUnavailable, SerdeError
 from smartcrop.runtime.storage import S3Storage, StorageError
 from smartcrop.stage import Stage, StageContext
 
@@ -88,6 +99,7 @@ class StageService:
         self.stage = stage
         self.settings = settings
         self.box = SecretBox(settings.secret_key)
+        self.codec = settings.codec
         self.storage = storage
         self.warmup = warmup
         self.stopping = threading.Event()
@@ -99,6 +111,7 @@ class StageService:
         self._ready_cache = (0.0, False)
         self._renew_producer = False
         self._committed: dict[tuple[str, int], int] = {}  # owned partitions -> next offset committed here (or -1)
+        self.control: ControlListener | None = None
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.status_producer: Producer | None = None
@@ -111,8 +124,12 @@ class StageService:
         if self.storage is None:
             self.storage = S3Storage.from_settings(self.settings)
         self._retry_forever("create bucket", self.storage.ensure_bucket)
+        if self.codec.framing == "registry":  # a registry that refuses our schemas fails the service now
+            self._retry_forever("register schemas", lambda: self.codec.register(
+                {self.settings.topic(key): name for key, name in TOPIC_TYPES.items()}))
         if self.warmup is not None:
             self.warmup(self.settings)
+        self.control = ControlListener(self.settings).start()  # cancel requests on Kafka, before the first job
         # the main thread polls all through a job, so a short session timeout is safe and a dead instance's
         # partitions move on within seconds; max.poll.interval.ms stays at its default
         self.consumer = Consumer(client_config(
@@ -163,6 +180,8 @@ class StageService:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.control is not None:
+            self.control.stop()
         if self.consumer is not None:
             self.consumer.close()
             self.consumer = None
@@ -192,11 +211,17 @@ class StageService:
 
     def _handle(self, message) -> None:
         try:
-            event = decode_event(message.value())
+            event = decode_event(message.value(), self.codec)
             if type(event).TOPIC != self.stage.input_topic:
                 raise SerdeError(f"{type(event).__name__} does not belong on {self.input_topic}")
         except SerdeError as exc:
             self._dead_letter(message, exc)
+            return
+        except RegistryUnavailable as exc:  # the schema of a good message cannot be looked up now: take it again
+            log.warning("%s; retrying", exc)
+            metrics.RETRIES.labels(self.stage.name).inc()
+            self._rewind(message)
+            self._sleep_polling(5.0)
             return
         token = current_job.set(event.job_id)
         self.consumer.pause(self.consumer.assignment())
@@ -249,7 +274,7 @@ class StageService:
 
     def _work_on(self, event: Event, message) -> str:
         work = self.work = _Work()
-        requested = CancelWatch(self.storage, event.job_id)
+        requested = CancelWatch(self.storage, event.job_id, control=self.control)
         throttle = metrics.Throttle(PROGRESS_INTERVAL)
         metrics.LAST_PROGRESS.labels(self.stage.name).set(time.time())  # the clock of "no progress" starts now
         self._send_status(JobStatus(event.job_id, JobState.RUNNING, self.stage.name, self.stage.percent(0.0)))
@@ -359,8 +384,9 @@ class StageService:
         def transact() -> None:
             self.producer.begin_transaction()
             for event in outputs:
-                self.producer.produce(self.settings.topic(event.TOPIC), key=event.job_id.encode(),
-                                      value=encode_event(event, self.box))
+                topic = self.settings.topic(event.TOPIC)
+                self.producer.produce(topic, key=event.job_id.encode(),
+                                      value=encode_event(event, self.box, codec=self.codec, topic=topic))
             if dlq is not None:
                 value, headers = dlq
                 self.producer.produce(self.settings.topic("dlq"), key=message.key(), value=value, headers=headers)
@@ -401,10 +427,11 @@ class StageService:
     def _send_status(self, status: JobStatus) -> None:
         """Progress goes out at once, outside the transaction, so followers see it while the job runs."""
         try:
-            self.status_producer.produce(self.settings.topic("status"), key=status.job_id.encode(),
-                                         value=encode_event(status, self.box), on_delivery=_on_status_delivery)
+            topic = self.settings.topic("status")
+            self.status_producer.produce(topic, key=status.job_id.encode(), on_delivery=_on_status_delivery,
+                                         value=encode_event(status, self.box, codec=self.codec, topic=topic))
             self.status_producer.poll(0)
-        except (KafkaException, BufferError) as exc:
+        except (KafkaException, BufferError, RegistryUnavailable) as exc:
             log.warning("progress event dropped: %s", exc)
 
     def _dead_letter(self, message, error: Exception) -> None:
@@ -466,7 +493,7 @@ class StageService:
             try:
                 action()
                 return
-            except (KafkaException, StorageError) as exc:
+            except (KafkaException, StorageError, RegistryUnavailable) as exc:
                 if self.stopping.is_set():
                     raise
                 delay = backoff(min(attempt, 5))
