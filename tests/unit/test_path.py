@@ -125,7 +125,7 @@ def test_an_axis_without_slack_is_fixed_and_skips_the_lp(monkeypatch):
     def no_lp(*args, **kwargs):
         raise AssertionError("no LP for an axis without slack")
 
-    monkeypatch.setattr("smartcrop.planner.path.linprog", no_lp)
+    monkeypatch.setattr("scipy.optimize.linprog", no_lp)
     p = solve_axis(np.arange(5.0), np.arange(5.0) * 100, np.ones(5), np.full(5, np.nan), np.full(5, np.nan),
                    bound_lo=360, bound_hi=360, rest=360, window=720, style=CAMERA_STYLES[Mode.RESPONSIVE])
     assert np.array_equal(p, np.full(5, 360.0))

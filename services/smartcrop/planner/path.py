@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import linprog
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 from smartcrop.job import Mode
 from smartcrop.planner.focus import Focus
@@ -121,6 +123,8 @@ def solve_axis(times: np.ndarray, targets: np.ndarray, weights: np.ndarray, keep
     if not (weight > 0).any() and not (np.isfinite(lo) | np.isfinite(hi)).any():
         return np.full(n, float(fixed))
 
+    from scipy import sparse  # scipy.sparse/optimize take ~0.5 s to import: when a path is solved, not at start-up
+
     step = np.maximum(np.diff(times), MIN_STEP)
     # the time each sample stands for (trapezoid), so data terms are rate- and VFR-independent
     dwell = (np.r_[step, 0] + np.r_[0, step]) / 2 if n > 1 else np.ones(1)
@@ -153,6 +157,8 @@ def solve_axis(times: np.ndarray, targets: np.ndarray, weights: np.ndarray, keep
 
 def _diff(m: int) -> sparse.csr_matrix:
     """(m-1, m) first-difference operator (empty when m < 2)."""
+    from scipy import sparse
+
     if m < 2:
         return sparse.csr_matrix((0, max(m, 0)))
     return sparse.diags([-np.ones(m - 1), np.ones(m - 1)], [0, 1], shape=(m - 1, m), format="csr")
@@ -174,6 +180,9 @@ def _solve(rows, n: int, bounds: tuple[float, float]) -> np.ndarray | None:
     ``rows``: (L, rhs, columns) blocks of equality rows  L p - Σ sign·column = rhs, columns from :func:`_both_ways`
     and :func:`_interval`.
     """
+    from scipy import sparse
+    from scipy.optimize import linprog
+
     rhs, low, high, cost = [], [np.full(n, bounds[0])], [np.full(n, bounds[1])], [np.zeros(n)]
     entries = []  # (row, col, value) triplets of the sparse constraint matrix
     row0, col0 = 0, n

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 _POSITION_NOISE = 1.0 / 20  # standard deviations relative to the box height
 _VELOCITY_NOISE = 1.0 / 160
@@ -124,6 +123,8 @@ def assign(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray, np.n
     """
     if cost.size == 0:
         return np.zeros((0, 2), int), np.arange(cost.shape[0]), np.arange(cost.shape[1])
+    from scipy.optimize import linear_sum_assignment  # scipy.optimize costs ~0.5 s to import: not at start-up
+
     cost = cost.astype(np.float64)
     rows, columns = linear_sum_assignment(np.minimum(cost, limit))
     keep = cost[rows, columns] < limit
