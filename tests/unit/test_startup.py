@@ -108,3 +108,17 @@ def test_models_load_in_the_background_and_errors_reach_the_first_call():
 
     with pytest.raises(ModelError, match="x.onnx"):
         Preloaded(broken)(1)
+
+
+def test_the_stages_import_without_scipy_s_solvers():
+    """``scipy.optimize`` alone takes about half a second to import: the path solver and the track assignment import
+    it when they first run, so a run starts decoding without waiting for it."""
+    environment = {**os.environ, "PYTHONPATH": f"{REPO / 'services'}{os.pathsep}{REPO}"}
+    script = ("import json, sys\n"
+              "import smartcrop.pipeline, smartcrop.detector.stage, smartcrop.tracker.stage, smartcrop.planner.stage\n"
+              "import smartcrop.encoder.stage\n"
+              "print(json.dumps(sorted(m for m in ('scipy.optimize', 'scipy.sparse', 'torch') if m in sys.modules)))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env=environment)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == []
