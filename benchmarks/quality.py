@@ -78,6 +78,7 @@ class ClipResult:
     duration: float = float("nan")
     frames: int = 0
     reference_frames: int = 0
+    cuts: int = 0  # shot cuts the reference analysis found
     scores: list[Score] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
@@ -119,6 +120,7 @@ def evaluate_clip(clip: Clip, model: str, *, refresh: bool = False) -> ClipResul
         reference = reference_for(clip.path, media, model, refresh=refresh)
         result.seconds["reference"] = time.perf_counter() - started
         result.frames, result.reference_frames = len(reference.t), int(reference.analysed.sum())
+        result.cuts = int(reference.shot_start.sum())
         chosen = variants()
         with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
             plans = plan_formats(clip.path, [v.format() for v in chosen], Path(tmp),
@@ -221,6 +223,9 @@ def per_method_table(results: list[ClipResult]) -> str:
     return table(["method", "mode", "clips"] + COLUMNS, rows, "llr" + "r" * len(COLUMNS))
 
 
+MULTI_SHOT_CUTS = 2  # clips with at least this many cuts are reported apart (cutaways, multi-shot edits)
+
+
 def paired(results: list[ClipResult]) -> list[ClipResult]:
     """Clips with real people where the centre crop and adaptive in every mode all have a 9:16 score, so the
     headline compares like with like."""
@@ -244,6 +249,12 @@ def headline(results: list[ClipResult]) -> tuple[str, dict[str, float]]:
         ["cuts to another subject per minute"] + [num(by_mode[m]["cuts_per_min"], 1) for m in MODES] +
         [num(centre["cuts_per_min"], 1)],
     ]
+    multi = [r for r in real if r.cuts >= MULTI_SHOT_CUTS]
+    single = [r for r in real if r.cuts < MULTI_SHOT_CUTS]
+    rows[1:1] = [[label] + [pct(_mean(group, "9:16", DEFAULT_METHOD, m)[0]["primary"]) for m in MODES]
+                 + [pct(_mean(group, "9:16", CENTRE, "-")[0]["primary"])]
+                 for label, group in ((f"… on the {len(multi)} clips with {MULTI_SHOT_CUTS}+ cuts, %", multi),
+                                      (f"… on the {len(single)} clips with fewer cuts, %", single))]
     numbers = {"primary_9x16_default": by_mode["responsive"]["primary"], "primary_9x16_centre": centre["primary"],
                "acceleration_balanced": by_mode["balanced"]["acceleration"],
                "moves_per_min_stable": by_mode["stable"]["moves_per_min"], "clips": n_centre}

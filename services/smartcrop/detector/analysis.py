@@ -79,8 +79,8 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
     """``detector(images_bgr) -> [FrameDetections]`` (e.g. an :class:`ObjectDetector`); ``faces(image_bgr) -> Faces``
     and ``voice(path, times) -> (F,)`` are optional signal sources.
 
-    Where faces are wanted, mouths are sampled at ``MOUTH_FPS`` and the detector's frames are taken from the same
-    grid, so every analysed frame is also a mouth sample. With ``adapt_rate`` the detector's rate follows the
+    Where faces are wanted, mouths are sampled at ``MOUTH_FPS`` and on every analysed frame too, so that people and
+    faces meet on the detector's frames; which frames the detector sees does not depend on the method. With ``adapt_rate`` the detector's rate follows the
     picture (see ``CHANGE_PER_SAMPLE``); without, it is the analysis rate throughout."""
     thumb_size = display_size(media, THUMB_LONG_SIDE)
     detect_size = display_size(media, DETECTOR_LONG_SIDE)
@@ -148,7 +148,8 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
             due = item.t + 1e-6 >= next_t and (
                 not adapt_rate or changed >= CHANGE_PER_SAMPLE or item.t + 1e-6 >= latest_t
                 or not seen.people_still)
-            take = (due or (adapt_rate and cut_ahead) or not step) and (mouth or not mouth_step)
+            take = due or (adapt_rate and cut_ahead) or not step
+            mouth = mouth or (take and bool(mouth_step))
             times.append(item.t)
             analysed.append(take)
             if take:

@@ -18,6 +18,7 @@ MOUTH_FPS = 12.5
 MOUTH_PATCH = (32, 16)  # (width, height) of the resampled mouth patch
 EYES_PATCH = (32, 12)
 EYES_FLOOR = 0.05  # added to the eye change so a perfectly still face does not divide by zero
+MIN_FACE_PX = 20  # faces narrower than this (detector-image pixels) are too small to read a mouth from
 LINK_IOU = 0.3  # a face continues the track of the face it overlaps this much one sample earlier
 LINK_GAP = 0.5  # seconds a face track may skip before a face starts a new one
 
@@ -92,7 +93,7 @@ class MouthReader:
                 if overlap[face, previous] < LINK_IOU:
                     break
                 tracks[face] = last.tracks[previous]
-                if consecutive:
+                if consecutive and xyxy[face, 2] - xyxy[face, 0] >= MIN_FACE_PX:
                     mouth_change = float(np.mean(np.abs(mouths[face] - last.mouths[previous])))
                     eye_change = float(np.mean(np.abs(eyes[face] - last.eyes[previous])))
                     motion[face] = mouth_change / (eye_change + EYES_FLOOR)
