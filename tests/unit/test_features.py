@@ -56,7 +56,7 @@ def test_the_face_whose_mouth_moves_more_speaks_and_the_other_listens():
     evidence = speech_evidence(data)
     assert np.allclose(evidence.reshape(-1, 2), [1.2, 0.6])
     score = face_speaking(data, evidence).reshape(-1, 2)
-    assert np.allclose(score[:, 0], min(1.0, 0.5 + 0.6 / LEAD_FULL)) and np.allclose(score[:, 1], 0.0)
+    assert np.allclose(score[:, 0], min(1.0, 0.5 + 0.5 * 0.6 / LEAD_FULL)) and np.allclose(score[:, 1], 0.0)
 
 
 def test_mouth_motion_that_follows_the_voice_beats_more_motion_that_does_not():

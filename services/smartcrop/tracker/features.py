@@ -22,7 +22,7 @@ SYNC_WINDOW = 3.0  # seconds over which motion while voiced is compared with mot
 SYNC_WEIGHT = 0.5  # weight of that voiced-minus-silent difference in the evidence
 SYNC_PRIOR = 4.0  # samples on the rarer side (voiced or silent) at which that difference counts half
 VOICED = 0.5  # voice probability from which a moment counts as speech
-LEAD_FULL = 0.5  # evidence lead over the best other face that makes a score of 1 (no lead: 0.5)
+LEAD_FULL = 0.25  # evidence lead over the best other face that scores 1 (no lead scores 0.5, trailing by it 0)
 SOLO_LEVEL = 0.7  # evidence of a face alone in view that scores 0.5 (the activity of a typical listener)
 VOICE_GATE = 0.5  # voice probability at or above which speech is fully believed
 
@@ -126,9 +126,6 @@ def speech_evidence(data: FrameData) -> np.ndarray:
     """
     faces = data.faces
     evidence = np.full(len(faces), np.nan, np.float32)
-    shot_starts = data.shot_start.copy()
-    if len(shot_starts):
-        shot_starts[0] = True
     voice_of_frame = data.voice
     for members in _face_groups(data):
         times = data.t[faces.frame[members]]
@@ -155,8 +152,8 @@ def speech_evidence(data: FrameData) -> np.ndarray:
 def face_speaking(data: FrameData, evidence: np.ndarray) -> np.ndarray:
     """(G,) 0-1 per face row: is this the face speaking, against the best other face in the same frame?
 
-    0.5 plus the face's lead in evidence over the best other face, in units of ``LEAD_FULL`` (a face alone is
-    measured against ``SOLO_LEVEL``), gated by the voice: where the audio says nobody speaks, nobody scores.
+    0.5 plus half the face's lead in evidence over the best other face, in units of ``LEAD_FULL`` (a face alone
+    is measured against ``SOLO_LEVEL``), gated by the voice: where the audio says nobody speaks, nobody scores.
     """
     faces = data.faces
     score = np.zeros(len(faces), np.float32)
@@ -175,7 +172,7 @@ def face_speaking(data: FrameData, evidence: np.ndarray) -> np.ndarray:
     lead = evidence[order] - other
     voice = data.voice[frames]
     gate = np.where(np.isnan(voice), 1.0, np.clip(voice / VOICE_GATE, 0.0, 1.0))
-    score[order] = np.clip(0.5 + lead / LEAD_FULL, 0.0, 1.0) * gate
+    score[order] = np.clip(0.5 + 0.5 * lead / LEAD_FULL, 0.0, 1.0) * gate
     return score
 
 
