@@ -80,8 +80,9 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
     and ``voice(path, times) -> (F,)`` are optional signal sources.
 
     Where faces are wanted, mouths are sampled at ``MOUTH_FPS`` and on every analysed frame too, so that people and
-    faces meet on the detector's frames; which frames the detector sees does not depend on the method. With ``adapt_rate`` the detector's rate follows the
-    picture (see ``CHANGE_PER_SAMPLE``); without, it is the analysis rate throughout."""
+    faces meet on the detector's frames; which frames the detector sees does not depend on the method. With
+    ``adapt_rate`` the detector's rate follows the picture (see ``CHANGE_PER_SAMPLE``); without, it is the analysis
+    rate throughout."""
     thumb_size = display_size(media, THUMB_LONG_SIDE)
     detect_size = display_size(media, DETECTOR_LONG_SIDE)
     to_display = np.array([media.display_width / detect_size[0], media.display_height / detect_size[1]] * 2,
