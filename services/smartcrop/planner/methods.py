@@ -6,12 +6,12 @@ smooth motion. Choices that could flip between similar candidates (largest perso
 are made with hysteresis: a challenger must beat the incumbent clearly and for a while.
 
 - gravity: area x confidence weighted centre of everyone (other COCO objects count a tenth of a person);
-- single_object: the person most likely the subject: median area x :func:`subject_factor` over the last second;
+- single_object: the person most likely the subject: median area over the last second x :func:`subject_factor`;
 - max_weight: the window position that keeps the most (weighted, subject-factored) subjects fully inside;
 - max_movement: the fastest subjects, by size-normalised speed (falls back to the largest person when all is still);
 - talking_person: the current speaker (mouth movement gated by voice), else the largest person;
-- adaptive: per frame, one dominant person (area x subject factor) -> single_object, a clear speaker among several -> talking_person,
-  a group that fits -> gravity over the group, people spread wider than the window -> max_weight.
+- adaptive: per frame, one dominant person (area x subject factor) -> single_object, a clear speaker among several
+  -> talking_person, a group that fits -> gravity over the group, people spread wider than the window -> max_weight.
 Every method: nobody in view -> hold the last target for a moment, then ease to the centre.
 """
 
