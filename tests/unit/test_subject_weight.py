@@ -155,7 +155,7 @@ def test_analysis_stores_each_box_s_focus_against_the_frame_s_sharpest():
         return [FrameDetections(xyxy=np.array([face, seat], np.float32), score=np.array([0.9, 0.9], np.float32),
                                 cls=np.zeros(2, int)) for _ in images]
 
-    data = analyse(path, media, detector, analysis_fps=2.0)
+    data = analyse(path, media, detector, analysis_fps=2.0, adapt_rate=False)
     assert len(data.frame) == 2 * data.analysed.sum() == 2 * 18 and len(data.sharpness) == len(data.frame)
     on_face = data.xyxy[:, 0] > 100  # display pixels: the face box starts at x 320, the seat at 40
     assert (data.sharpness[on_face] == 1.0).all()  # the face is the sharpest box on every analysed frame
