@@ -60,6 +60,7 @@ class FrameData:
     speaking: np.ndarray = None  # float32 in [0, 1] (tracker)
     face_xyxy: np.ndarray = None  # (B, 4) float32, NaN where no face was matched (tracker)
     mouth_open: np.ndarray = None  # float32, NaN where unmeasured
+    sharpness: np.ndarray = None  # float32: Laplacian variance in the box over the sharpest box of its frame (0-1)
     # per frame, optional signals
     voice: np.ndarray = None  # (F,) float32 speech probability, NaN without audio
     faces: FaceTable = field(default_factory=FaceTable)
@@ -74,6 +75,8 @@ class FrameData:
             self.face_xyxy = _nan((boxes, 4))
         if self.mouth_open is None:
             self.mouth_open = _nan(boxes)
+        if self.sharpness is None:  # unmeasured: everyone equally sharp
+            self.sharpness = np.ones(boxes, np.float32)
         if self.voice is None:
             self.voice = _nan(len(self.t))
 
@@ -81,7 +84,8 @@ class FrameData:
     def frame_count(self) -> int:
         return len(self.t)
 
-    _BOX_COLUMNS = ("frame", "xyxy", "score", "cls", "track_id", "speed", "speaking", "face_xyxy", "mouth_open")
+    _BOX_COLUMNS = ("frame", "xyxy", "score", "cls", "track_id", "speed", "speaking", "face_xyxy", "mouth_open",
+                    "sharpness")
 
     def select(self, rows: np.ndarray) -> "FrameData":
         """The same timeline with only the boxes picked by ``rows`` (a mask or indices)."""
@@ -126,7 +130,7 @@ class FrameData:
                         "x1": float(boxes.xyxy[j, 0]), "y1": float(boxes.xyxy[j, 1]), "x2": float(boxes.xyxy[j, 2]),
                         "y2": float(boxes.xyxy[j, 3]), "score": float(boxes.score[j]), "cls": int(boxes.cls[j]),
                         "track_id": int(boxes.track_id[j]), "speed": float(boxes.speed[j]),
-                        "speaking": float(boxes.speaking[j]),
+                        "speaking": float(boxes.speaking[j]), "sharpness": float(boxes.sharpness[j]),
                         "face": None if np.isnan(face[0]) else face_record(face, 1.0, boxes.mouth_open[j])})
                 faces = [face_record(self.faces.xyxy[k], self.faces.score[k], self.faces.mouth_open[k],
                                      self.faces.track[k], self.faces.mouth_motion[k])
@@ -155,20 +159,22 @@ class FrameData:
                 face_xyxy = (face["x1"], face["y1"], face["x2"], face["y2"]) if face else nan4
                 mouth = face["mouth_open"] if face and face["mouth_open"] is not None else np.nan
                 box_rows.append((i, box["x1"], box["y1"], box["x2"], box["y2"], box["score"], box["cls"],
-                                 box["track_id"], box.get("speed", 0.0), box.get("speaking", 0.0), *face_xyxy, mouth))
+                                 box["track_id"], box.get("speed", 0.0), box.get("speaking", 0.0), *face_xyxy, mouth,
+                                 box.get("sharpness", 1.0)))
             for face in record.get("faces", []):
                 mouth = np.nan if face["mouth_open"] is None else face["mouth_open"]
                 motion = np.nan if face.get("mouth_motion") is None else face["mouth_motion"]
                 face_rows.append((i, face["x1"], face["y1"], face["x2"], face["y2"], face["score"], mouth,
                                   face.get("track", -1), motion))
-        b = np.asarray(box_rows, float).reshape(-1, 15)
+        b = np.asarray(box_rows, float).reshape(-1, 16)
         f = np.asarray(face_rows, float).reshape(-1, 9)
         return cls(t=np.asarray(t, float), shot_start=np.asarray(shot_start, bool),
                    analysed=np.asarray(analysed, bool), frame=b[:, 0].astype(int),
                    xyxy=b[:, 1:5].astype(np.float32), score=b[:, 5].astype(np.float32), cls=b[:, 6].astype(int),
                    track_id=b[:, 7].astype(int), speed=b[:, 8].astype(np.float32),
                    speaking=b[:, 9].astype(np.float32), face_xyxy=b[:, 10:14].astype(np.float32),
-                   mouth_open=b[:, 14].astype(np.float32), voice=np.asarray(voice, np.float32),
+                   mouth_open=b[:, 14].astype(np.float32), sharpness=b[:, 15].astype(np.float32),
+                   voice=np.asarray(voice, np.float32),
                    faces=FaceTable(frame=f[:, 0].astype(int), xyxy=f[:, 1:5].astype(np.float32),
                                    score=f[:, 5].astype(np.float32), mouth_open=f[:, 6].astype(np.float32),
                                    track=f[:, 7].astype(int), mouth_motion=f[:, 8].astype(np.float32)))

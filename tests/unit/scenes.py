@@ -17,6 +17,8 @@ class Subject:
     score: float = 0.9
     speaking: object = 0.0  # a number or a function of the frame index
     speed: object = 0.0
+    sharpness: object = 1.0  # focus, 0-1 against the sharpest box of the frame
+    face: object = None  # the matched face (x1, y1, x2, y2), or None
 
     def at(self, name, frame):
         value = getattr(self, name)
@@ -37,16 +39,19 @@ class Scene:
                 box = subject.at("box", frame)
                 if box is None:
                     continue
+                face = subject.at("face", frame)
                 rows.append((frame, *box, subject.score, subject.cls, subject.track, subject.at("speed", frame),
-                             subject.at("speaking", frame)))
-        array = np.array(rows, float).reshape(-1, 10)
+                             subject.at("speaking", frame), subject.at("sharpness", frame),
+                             *(face if face is not None else (np.nan,) * 4)))
+        array = np.array(rows, float).reshape(-1, 15)
         shot = np.zeros(self.frames, bool)
         shot[self.cuts] = True
         return FrameData(t=np.arange(self.frames) / self.fps, shot_start=shot, analysed=np.ones(self.frames, bool),
                          frame=array[:, 0].astype(int), xyxy=array[:, 1:5].astype(np.float32),
                          score=array[:, 5].astype(np.float32), cls=array[:, 6].astype(int),
                          track_id=array[:, 7].astype(int), speed=array[:, 8].astype(np.float32),
-                         speaking=array[:, 9].astype(np.float32))
+                         speaking=array[:, 9].astype(np.float32), sharpness=array[:, 10].astype(np.float32),
+                         face_xyxy=array[:, 11:15].astype(np.float32))
 
 
 def person(x_centre: float, width: float = 200, top: float = 100, height: float = 500):

@@ -5,6 +5,7 @@ and the decoder overlap instead of taking turns; at most ``MAX_CHUNKS_IN_FLIGHT`
 memory stays flat however long the clip. Faces and mouths are read only where a method will use them (every mouth
 sample for talking_person, samples with two or more people for adaptive), at ``MOUTH_FPS``: speech needs a higher
 rate than the person detector does.
+Each box's focus (sharpness) is measured on the same thread, from the detector-size image already in hand.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
     faces meet on the detector's frames; which frames the detector sees does not depend on the method. With
     ``adapt_rate`` the detector's rate follows the picture (see ``CHANGE_PER_SAMPLE``); without, it is the analysis
     rate throughout."""
+    import cv2  # here, not at import: start-up stays light
+
     thumb_size = display_size(media, THUMB_LONG_SIDE)
     detect_size = display_size(media, DETECTOR_LONG_SIDE)
     to_display = np.array([media.display_width / detect_size[0], media.display_height / detect_size[1]] * 2,
@@ -95,7 +98,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
     analysed: list[bool] = []
     chunk: list[_Sample] = []
     pending: deque[Future] = deque()
-    results: list[tuple[list[_Sample], list, list]] = []
+    results: list[tuple[list[_Sample], list, list, list]] = []
     next_t = next_mouth_t = latest_t = 0.0
     changed, cut_ahead = 0.0, True  # the first frame is sampled
     expected = max(1, media.frame_count)
@@ -105,7 +108,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
     def infer(samples: list[_Sample]):
         """Runs on the inference thread, one chunk after another in time order."""
         found = iter(detector([s.image for s in samples if s.analysed]))
-        detections, face_sets = [], []
+        detections, face_sets, sharp = [], [], []
         for sample in samples:
             objects = next(found) if sample.analysed else None
             if objects is not None:
@@ -116,9 +119,11 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
             wanted = sample.mouth >= 0 and (
                 policy is FacePolicy.ALL or (policy is FacePolicy.CROWDED and seen.people >= 2))
             face_set = None
+            gray = cv2.cvtColor(sample.image, cv2.COLOR_BGR2GRAY) if objects is not None or wanted else None
+            sharp.append(box_sharpness(gray, objects.xyxy, objects.score >= PERSON_SCORE)
+                         if objects is not None else None)
             if wanted:
                 face_set = faces(sample.image)
-                gray = cv2.cvtColor(sample.image, cv2.COLOR_BGR2GRAY)
                 track, motion = mouths.read(sample.t, gray, face_set.xyxy, face_set.points,
                                             consecutive=seen.last_mouth == sample.mouth - 1)
                 face_set = (face_set, track, motion)
@@ -126,15 +131,13 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
             detections.append(objects)
             face_sets.append(face_set)
             sample.image = None  # results are kept to the end of the clip; images are not
-        return samples, detections, face_sets
+        return samples, detections, face_sets, sharp
 
     def submit(samples: list[_Sample]) -> None:
         pending.append(pool.submit(infer, samples))
         while len(pending) > MAX_CHUNKS_IN_FLIGHT:
             results.append(pending.popleft().result())
 
-    if policy is not FacePolicy.NONE:
-        import cv2
     mouth_index = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference") as pool:
         for item in decode_video(path):
@@ -176,21 +179,22 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
 
     boxes: list[tuple] = []
     face_rows: list[tuple] = []
-    for samples, detections, face_sets in results:
-        for sample, objects, face_set in zip(samples, detections, face_sets):
+    for samples, detections, face_sets, sharp in results:
+        for sample, objects, face_set, focus in zip(samples, detections, face_sets, sharp):
             index = sample.frame
             if objects is not None:
                 boxes.append((np.full(len(objects.score), index), objects.xyxy * to_display, objects.score,
-                              objects.cls))
+                              objects.cls, focus))
             if face_set is not None and len(face_set[0]):
                 found, track, motion = face_set
                 face_rows.append((np.full(len(found), index), found.xyxy * to_display, found.score,
                                   found.mouth_open, track, motion))
 
-    frame, xyxy, score, cls = _stack(boxes, 4)
+    frame, xyxy, score, cls, sharpness = _stack(boxes, 4)
     data = FrameData(t=np.asarray(times, float), shot_start=shots.shot_starts(), analysed=np.asarray(analysed, bool),
                      frame=frame.astype(int), xyxy=xyxy.astype(np.float32), score=score.astype(np.float32),
-                     cls=cls.astype(int), track_id=np.full(len(frame), -1, int))
+                     cls=cls.astype(int), track_id=np.full(len(frame), -1, int),
+                     sharpness=sharpness.astype(np.float32))
     if face_rows:
         face_frame, face_xyxy, face_score, mouth_open, face_track, motion = (
             np.concatenate(column) for column in zip(*face_rows))
@@ -219,8 +223,42 @@ def _people_speed(before: np.ndarray | None, now: np.ndarray, seconds: float) ->
 def _stack(parts: list[tuple], width: int) -> tuple[np.ndarray, ...]:
     """Concatenate per-frame column tuples; empty columns keep their shape."""
     if not parts:
-        return np.zeros(0), np.zeros((0, width)), np.zeros(0), np.zeros(0)
+        return np.zeros(0), np.zeros((0, width)), np.zeros(0), np.zeros(0), np.zeros(0)
     return tuple(np.concatenate(column) for column in zip(*parts))
+
+
+def box_sharpness(gray: np.ndarray, xyxy: np.ndarray, counted: np.ndarray | None = None) -> np.ndarray:
+    """(N,) focus of each box: the variance of the Laplacian inside it, over the largest such variance among the
+    ``counted`` boxes of this frame (all by default), clipped to 0-1.
+
+    The camera's plane of focus is where the subject is; an out-of-focus shoulder in the foreground can be the
+    largest box of an audience cutaway, yet it is the sharp faces behind it that the shot is about. Dividing by the
+    frame's sharpest box makes the value comparable across clips, lenses and encoders. Variances come from integral
+    images, so the cost does not grow with the number or size of boxes."""
+    import cv2
+
+    count = len(xyxy)
+    if count == 0:
+        return np.zeros(0, np.float32)
+    height, width = gray.shape[:2]
+    laplacian = cv2.Laplacian(gray, cv2.CV_32F)
+    total, squares = cv2.integral2(laplacian, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
+    x1 = np.clip(np.floor(xyxy[:, 0]), 0, width - 1).astype(int)
+    y1 = np.clip(np.floor(xyxy[:, 1]), 0, height - 1).astype(int)
+    x2 = np.clip(np.ceil(xyxy[:, 2]), x1 + 1, width).astype(int)
+    y2 = np.clip(np.ceil(xyxy[:, 3]), y1 + 1, height).astype(int)
+
+    def box_sum(table):
+        return table[y2, x2] - table[y1, x2] - table[y2, x1] + table[y1, x1]
+
+    pixels = (x2 - x1) * (y2 - y1)
+    mean = box_sum(total) / pixels
+    variance = np.maximum(box_sum(squares) / pixels - mean ** 2, 0.0)
+    counted = np.ones(count, bool) if counted is None or not np.any(counted) else np.asarray(counted, bool)
+    sharpest = variance[counted].max()
+    if sharpest <= 0:  # a flat frame: nothing is more in focus than anything else
+        return np.ones(count, np.float32)
+    return np.clip(variance / sharpest, 0.0, 1.0).astype(np.float32)
 
 
 def face_policy_for(methods) -> FacePolicy:

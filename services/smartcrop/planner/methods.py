@@ -6,12 +6,12 @@ smooth motion. Choices that could flip between similar candidates (largest perso
 are made with hysteresis: a challenger must beat the incumbent clearly and for a while.
 
 - gravity: area x confidence weighted centre of everyone (other COCO objects count a tenth of a person);
-- single_object: the largest person, by median area over the last second;
-- max_weight: the window position that keeps the most (weighted) subjects fully inside;
+- single_object: the person most likely the subject: median area over the last second x :func:`subject_factor`;
+- max_weight: the window position that keeps the most (weighted, subject-factored) subjects fully inside;
 - max_movement: the fastest subjects, by size-normalised speed (falls back to the largest person when all is still);
 - talking_person: the current speaker (mouth movement gated by voice), else the largest person;
-- adaptive: per frame, one dominant person -> single_object, a clear speaker among several -> talking_person,
-  a group that fits -> gravity over the group, people spread wider than the window -> max_weight.
+- adaptive: per frame, one dominant person (area x subject factor) -> single_object, a clear speaker among several
+  -> talking_person, a group that fits -> gravity over the group, people spread wider than the window -> max_weight.
 Every method: nobody in view -> hold the last target for a moment, then ease to the centre.
 """
 
@@ -45,6 +45,15 @@ SWITCH_CUT = 0.5  # a target jump wider than this share of the window is a cut t
 MIN_CUT_GAP = 1.5  # seconds between such cuts (and after a shot starts)
 SETTLE = 1.0  # seconds the framing must stay on the new subject for a jump to become a cut
 MISSING_GRACE = 0.3  # seconds an incumbent may be missing (a missed detection) before it is replaced
+# what makes a box the subject of the shot, beyond its size (see subject_factor)
+SHARP_FLOOR = 0.5  # the blurriest box keeps half its weight: focus is a hint, the detection is the evidence
+FACE_BONUS = 0.5  # a matched face adds up to this share of weight, half of it for any face at all
+FACE_FULL = 0.12  # ... and all of it for a face this share of the frame height or taller
+EDGE_MARGIN = 0.01  # share of the frame width: a box this close to one side edge is cut by it
+EDGE_CUT = 0.8  # weight kept by a box cut by one side edge
+EDGE_SLIVER = 0.35  # ... and by one that is also a sliver (a shoulder, half a body walking out)
+SLIVER_ASPECT = 3.0  # height over width beyond which an edge-cut box is a sliver
+CENTRE_PRIOR = 0.2  # a box centred at a frame corner weighs this share less than one at the centre
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,9 @@ class _Subjects:
         self.area = boxes.areas
         self.centre = boxes.centers
         self.weight = self.area * boxes.score * np.where(self.person, 1.0, OBJECT_WEIGHT)
+        everyone = np.arange(len(boxes.frame))
+        # per track over the last second, so one blurred frame or a step across the edge margin does not flip choices
+        self.subject = self.median_area(everyone, subject_factor(boxes, geometry))
         has_face = ~np.isnan(boxes.face_xyxy[:, 0])
         face_centre = np.stack([(boxes.face_xyxy[:, 0] + boxes.face_xyxy[:, 2]) / 2,
                                 (boxes.face_xyxy[:, 1] + boxes.face_xyxy[:, 3]) / 2], axis=1)
@@ -128,19 +140,46 @@ class _Subjects:
         focus.keep_lo[present], focus.keep_hi[present] = lo, hi
         return focus
 
-    def median_area(self, rows: np.ndarray) -> np.ndarray:
-        """Each box's track area as the median over the preceding MEDIAN_AREA_SECONDS of its shot."""
-        out = self.area[rows].astype(float)
+    def median_area(self, rows: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        """Each box's track area (or ``values``, one per row) as the median over the preceding MEDIAN_AREA_SECONDS
+        of its shot."""
+        values = self.area[rows] if values is None else values
+        out = values.astype(float)
         frames = self.tracks.frame[rows]
         key = self.tracks.track_id[rows].astype(np.int64) * 100_000 + self.shot[frames]
         times = self.t[frames]
         for track_id in np.unique(key):
             members = np.flatnonzero(key == track_id)
             members = members[np.argsort(times[members])]
-            member_t, member_area = times[members], self.area[rows][members]
+            member_t, member_area = times[members], values[members]
             starts = np.searchsorted(member_t, member_t - MEDIAN_AREA_SECONDS, side="left")
             out[members] = [np.median(member_area[s:i + 1]) for i, s in enumerate(starts)]
         return out
+
+
+def subject_factor(boxes: FrameData, geometry: Geometry) -> np.ndarray:
+    """(B,) multiplier of each box's weight for how much it looks like the subject of the shot, not just a large box.
+
+    An editor picks the person the camera is about: in focus (the lens was set on them), showing a face (and the
+    larger the face, the closer the shot), whole rather than cut by a side of the frame (a shoulder or half a body at
+    the edge is a foreground passer-by), and toward the middle (a mild prior: subjects are framed there). The terms
+    multiply; a box that shows none of the signs keeps a share of its weight, so size still decides among equals.
+    """
+    x1, y1, x2, y2 = boxes.xyxy.T.astype(float)
+    width, height = np.maximum(x2 - x1, 1e-6), y2 - y1
+    focus = SHARP_FLOOR + (1 - SHARP_FLOOR) * np.sqrt(np.clip(boxes.sharpness.astype(float), 0.0, 1.0))
+    face_height = (boxes.face_xyxy[:, 3] - boxes.face_xyxy[:, 1]).astype(float)
+    has_face = ~np.isnan(face_height)
+    face_size = np.clip(np.nan_to_num(face_height) / (FACE_FULL * geometry.frame_h), 0.0, 1.0)
+    face = 1 + FACE_BONUS * np.where(has_face, 0.5 + 0.5 * face_size, 0.0)
+    margin = EDGE_MARGIN * geometry.frame_w
+    # touching both sides is a close-up filling the frame, not a cut
+    cut = (x1 <= margin) != (x2 >= geometry.frame_w - margin)
+    edge = np.where(cut, np.where(height > SLIVER_ASPECT * width, EDGE_SLIVER, EDGE_CUT), 1.0)
+    half = np.array([geometry.frame_w, geometry.frame_h]) / 2
+    offset = (np.stack([(x1 + x2) / 2, (y1 + y2) / 2], axis=1) - half) / half
+    centre = 1 - CENTRE_PRIOR * np.clip((offset ** 2).sum(axis=1), 0.0, 1.0)
+    return focus * face * edge * centre
 
 
 def keep_interval(xyxy: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
@@ -228,9 +267,10 @@ def gravity(subjects: _Subjects) -> Focus:
 
 
 def largest_person(subjects: _Subjects) -> np.ndarray:
-    """Chosen box per frame (-1 none): the largest person by recent median area, with hysteresis."""
+    """Chosen box per frame (-1 none): the main person by recent median of area x subject factor, with hysteresis."""
     rows = subjects.rows()
-    chosen = sticky_choice(subjects, rows, subjects.median_area(rows), margin=SWITCH_MARGIN, dwell=SWITCH_DWELL)
+    strength = subjects.median_area(rows) * subjects.subject[rows]
+    chosen = sticky_choice(subjects, rows, strength, margin=SWITCH_MARGIN, dwell=SWITCH_DWELL)
     return np.where(chosen >= 0, rows[np.maximum(chosen, 0)], -1)
 
 
@@ -260,6 +300,9 @@ def max_weight(subjects: _Subjects) -> Focus:
     np.maximum.at(largest, frames, subjects.area[rows])
     relative = np.clip(subjects.area[rows] / np.maximum(1.0, largest[frames]), 0.05, 1.0)
     weight = boxes.score[rows] * np.where(subjects.person[rows], 1.0, OBJECT_WEIGHT) * relative
+    # who is the subject decides which window wins; within it, the look point stays the plain weighted centre, so
+    # frame-to-frame noise in focus does not shake the camera
+    merit = weight * subjects.subject[rows]
     lo_edge, hi_edge = boxes.xyxy[rows, axis], boxes.xyxy[rows, axis + 2]
     centre = (lo_edge + hi_edge) / 2
     # a subject wider than the window counts as inside when the window sits within it
@@ -271,7 +314,7 @@ def max_weight(subjects: _Subjects) -> Focus:
         starts = np.unique(np.clip(np.concatenate([lo_edge[members], hi_edge[members] - size]), 0, extent - size))
         inside = ((lo_edge[members][None, :] >= starts[:, None] - 0.5)
                   & (hi_edge[members][None, :] <= starts[:, None] + size + 0.5))
-        scores = inside @ weight[members]
+        scores = inside @ merit[members]
         per_frame.append((frame, members, starts, inside, scores / max(scores.max(), 1e-9)))
 
     chosen_rows, chosen_weights = [], []
@@ -336,17 +379,18 @@ def adaptive_labels(subjects: _Subjects) -> np.ndarray:
     people = subjects.person
     count = np.bincount(boxes.frame[people], minlength=frames)
     objects = np.bincount(boxes.frame[~people], minlength=frames)
-    # the largest and second-largest person per frame
-    order = np.lexsort((-subjects.area, boxes.frame))
+    # the strongest and second-strongest person per frame, by area x subject factor
+    presence = subjects.area * subjects.subject
+    order = np.lexsort((-presence, boxes.frame))
     order = order[people[order]]
     first = np.zeros(frames)
     second = np.zeros(frames)
     if len(order):
         frame_of = boxes.frame[order]
         starts = np.r_[0, np.flatnonzero(np.diff(frame_of)) + 1]
-        first[frame_of[starts]] = subjects.area[order[starts]]
+        first[frame_of[starts]] = presence[order[starts]]
         has_second = np.r_[np.diff(starts) > 1, len(order) - starts[-1] > 1]
-        second[frame_of[starts[has_second]]] = subjects.area[order[starts[has_second] + 1]]
+        second[frame_of[starts[has_second]]] = presence[order[starts[has_second] + 1]]
     union_lo = np.full(frames, np.inf)
     union_hi = np.full(frames, -np.inf)
     geometry = subjects.geometry
