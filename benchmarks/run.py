@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reps", type=int, default=3, help="speed: repetitions of each A/B timing (default 3); "
                         "services: batches per set-up and overhead runs per clip")
     parser.add_argument("--long", action="store_true", help="speed: also the 10-minute clip built from real footage "
-                        "(cold and warm once each; about 25 min on 2 cores)")
+                        "(cold and warm once each; about 18 min on 2 cores)")
     parser.add_argument("--batch", type=int, default=12, help="services: short jobs published at once (default 12)")
     parser.add_argument("--model", help="detector model (default: $SMARTCROP_DETECTOR_MODEL, else "
                         "../shared/models/yolo11n_int8_openvino_model), e.g. ../shared/models/yolov8n_int8.onnx")

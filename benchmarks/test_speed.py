@@ -7,7 +7,8 @@ import pytest
 
 from benchmarks.common import clip_path
 from benchmarks.longclip import Recipe, build
-from benchmarks.speed import ABResult, BenchClip, SpeedResult, Timed, group_of, per_second, targets
+from benchmarks.report import _plain
+from benchmarks.speed import ABResult, BenchClip, SpeedResult, Timed, group_of, load, per_second, targets
 
 
 def test_clip_sets_by_displayed_short_side():
@@ -46,7 +47,7 @@ def test_targets_use_mean_over_mean_ratios_and_the_worst_clip():
     assert warm[1:] == ["2.00×; worst 5.00× (long_10s.mp4)", "no"]
     assert every[1:] == ["worst cold 4.00× (sd.mp4); worst warm 5.00×", "no"]
     assert rss[1:] == ["1100–1100 MB", "no"]
-    assert flat[1:] == ["1.000 → 0.900 s/s (-10.0%)", "yes"]  # 10 s to 600 s: at the 10 % limit
+    assert flat[1:] == ["1.000 → 0.900 s/s (-10.0%); 5.00× → 4.50× the centre crop (-10.0%)", "yes"]  # at the limit
 
 
 def test_time_per_second_is_sorted_by_length_and_only_built_clips():
@@ -54,7 +55,13 @@ def test_time_per_second_is_sorted_by_length_and_only_built_clips():
     assert [r["clip"] for r in curve] == ["long_10s.mp4", "long_600s.mp4"]
     assert curve[0]["warm"] == pytest.approx(1.0) and curve[0]["warm_baseline"] == pytest.approx(0.2)
     assert curve[1]["warm"] == pytest.approx(0.9) and curve[1]["runs"] == 1
+    assert curve[1]["warm_ratio"] == pytest.approx(4.5)
     assert curve[0]["cold"] != curve[0]["cold"]  # no cold run of it: NaN, shown as "-"
+
+
+def test_saved_results_load_back_to_the_same_verdicts():
+    result = _result()
+    assert targets(load(_plain(result))) == targets(result)
 
 
 def test_long_clip_has_the_recipe_length_size_rate_and_audio(tmp_path):
