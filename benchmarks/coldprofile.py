@@ -1,6 +1,6 @@
 """Where a cold ``smartcrop run`` spends its time: import time by package and a sampled wall-clock profile by cost.
 
-    .venv/bin/python -m benchmarks.profile CLIP [CLIP...] [--rate 50] [--keep DIR]
+    .venv/bin/python -m benchmarks.coldprofile CLIP [CLIP...] [--rate 50] [--keep DIR]
 
 Two fresh runs of ``smartcrop run CLIP -o OUT.mp4 --quiet`` per clip (default job):
 
@@ -142,7 +142,7 @@ def report(result: dict, top: int = 8) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.coldprofile", description=__doc__.split("\n\n")[0])
     parser.add_argument("clips", type=Path, nargs="+")
     parser.add_argument("--rate", type=int, default=50, help="py-spy samples per second (default 50)")
     parser.add_argument("--keep", type=Path, help="keep the raw profiles in this folder")
