@@ -1,11 +1,13 @@
 """``make bench``: the quality and speed harness.
 
-    .venv/bin/python -m benchmarks.run [all|quality|talking|speed|test] [--clips WORDS] [--reps N] [--model PATH]
+    .venv/bin/python -m benchmarks.run [all|quality|talking|speed|test] [--clips WORDS] [--reps N] [--long]
+                                       [--model PATH]
 
 - quality  part A: every method x mode at 9:16 and 1:1 on every clip in ../shared/media, beside a centre crop
 - talking  part B: talking_person (and adaptive) on a composite of two talking heads with a known speaker
 - speakers part B: talking_person and adaptive on real conversations with human-labelled speaker turns
-- speed    part C: wall time vs a plain centre-crop transcode, per-stage times, start-up, peak memory, clip length
+- speed    part C: cold and warm time vs a plain centre-crop transcode on the 1080p, 720p and crowd clips, per-stage
+           times, start-up, peak memory, time per second of video against length (10 min with --long)
 - services part D: jobs/min and p50/p95 latency over Kafka with 1 vs 2 heavy-stage instances; services vs embedded
 - all      A, B, C and D (the default)
 - test     the metric unit tests (benchmarks/test_metrics.py)
@@ -35,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(quality: all clips; speed: its own clip lists)")
     parser.add_argument("--reps", type=int, default=3, help="speed: repetitions of each A/B timing (default 3); "
                         "services: batches per set-up and overhead runs per clip")
+    parser.add_argument("--long", action="store_true", help="speed: also the 10-minute clip built from real footage "
+                        "(cold and warm once each; about 18 min on 2 cores)")
     parser.add_argument("--batch", type=int, default=12, help="services: short jobs published at once (default 12)")
     parser.add_argument("--model", help="detector model (default: $SMARTCROP_DETECTOR_MODEL, else "
                         "../shared/models/yolo11n_int8_openvino_model), e.g. ../shared/models/yolov8n_int8.onnx")
@@ -128,7 +132,7 @@ def run_speakers(args, model: str, info: dict, started: float) -> str:
 def run_speed(args, model: str, info: dict, started: float) -> str:
     from benchmarks import report, speed
 
-    result = speed.run(reps=max(1, args.reps), clip_filter=args.clips)
+    result = speed.run(reps=max(1, args.reps), clip_filter=args.clips, long=args.long)
     body = speed.report(result)
     report.save_json("speed", {"machine": info, "model": model, "command": report.command_line(), "result": result})
     elapsed = time.perf_counter() - started
