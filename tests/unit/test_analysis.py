@@ -133,3 +133,32 @@ def test_faces_round_trip_through_avro_with_their_tracks_and_mouth_motion():
     assert back.frame.tolist() == [0, 0, 4] and back.track.tolist() == [0, 1, 0]
     assert np.allclose(back.mouth_motion, [np.nan, 0.5, 1.25], equal_nan=True)
     assert np.allclose(back.xyxy, data.faces.xyxy) and np.isnan(back.mouth_open).all()
+
+
+def test_between_analysed_frames_adaptive_reads_mouths_only_near_speech_and_talking_person_always(tmp_path):
+    from smartcrop.detector.analysis import FacePolicy, analyse
+    from smartcrop.detector.faces import Faces
+    from smartcrop.detector.models import FrameDetections
+    from smartcrop.media.probe import probe
+
+    texture = np.random.default_rng(2).integers(0, 255, (180, 640, 3), dtype=np.uint8)
+    clip = synthetic_clip(tmp_path / "silent.mp4", 2.0, lambda i: texture[:, 4 * i:4 * i + 320])  # no audio
+
+    def two_people(images):
+        return [FrameDetections(np.array([[10, 20, 70, 160], [200, 20, 260, 160]], np.float32),
+                                np.array([0.9, 0.9], np.float32), np.array([0, 0])) for _ in images]
+
+    def read_faces(policy: FacePolicy) -> tuple[int, int]:
+        calls = []
+
+        def faces(image):
+            calls.append(1)
+            return Faces.empty()
+        data = analyse(clip, probe(clip), two_people, analysis_fps=5.0, batch_size=2, faces=faces,
+                       face_policy=policy, voice=lambda path, times: None)
+        return len(calls), int(data.analysed.sum())
+
+    calls, analysed = read_faces(FacePolicy.CROWDED)
+    assert calls == analysed, "adaptive in a silent clip: faces on the analysed frames only"
+    calls, analysed = read_faces(FacePolicy.ALL)
+    assert calls > 2 * analysed, "talking_person: mouths at 12.5 samples a second besides the analysed frames"

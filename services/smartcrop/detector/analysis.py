@@ -24,6 +24,7 @@ from smartcrop.detector.shots import THUMB_LONG_SIDE, ShotDetector
 from smartcrop.framedata import PERSON, FaceTable, FrameData
 from smartcrop.media.decode import DecodedFrame, decode_video, display_size, to_display_array
 from smartcrop.media.probe import MediaInfo
+from smartcrop.media.voice import SPEECH
 
 DETECTOR_LONG_SIDE = 640
 PERSON_SCORE = 0.3
@@ -44,6 +45,8 @@ CHANGE_PER_SAMPLE = 0.06  # change since the last sample that calls for the next
 SLOWEST = 0.5  # the lowest rate, as a share of the analysis rate
 STILL_PEOPLE = 0.2  # box heights per second under which the people found count as staying put
 CUT_SCORE = 0.25  # a frame change this large is likely a cut (real cuts score 0.3-0.85, motion rarely 0.2)
+VOICE_STEP = 0.04  # seconds between the points the voice activity is read at, before the frames are known
+SPEECH_NEAR = 0.5  # between analysed frames, mouths are read only this close (seconds) to speech in the audio
 MAX_CHUNKS_IN_FLIGHT = 1  # batches queued behind the one the model runs: memory stays flat, and the rate decision
 # below reads detections at most two batches old
 
@@ -117,7 +120,8 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
                 seen.people_still = _people_speed(seen.person_boxes, people, sample.t - seen.person_t) < STILL_PEOPLE
                 seen.person_boxes, seen.person_t = people, sample.t
             wanted = sample.mouth >= 0 and (
-                policy is FacePolicy.ALL or (policy is FacePolicy.CROWDED and seen.people >= 2))
+                policy is FacePolicy.ALL or (policy is FacePolicy.CROWDED and seen.people >= 2)) and (
+                sample.analysed or speech.near(sample.t))
             face_set = None
             gray = cv2.cvtColor(sample.image, cv2.COLOR_BGR2GRAY) if objects is not None or wanted else None
             sharp.append(box_sharpness(gray, objects.xyxy, objects.score >= PERSON_SCORE)
@@ -139,7 +143,13 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
             results.append(pending.popleft().result())
 
     mouth_index = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference") as pool:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference") as pool, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="voice") as audio:
+        # talking_person reads mouths between analysed frames even in a silent clip (the mouths alone decide there);
+        # adaptive, looking at crowds, reads them there only around speech
+        speech = _Speech(audio.submit(_voice_grid, voice, Path(path), media)
+                         if voice is not None and policy is not FacePolicy.NONE and media.has_audio else None,
+                         without_audio=policy is FacePolicy.ALL)
         for item in decode_video(path):
             assert isinstance(item, DecodedFrame)
             shots.add(to_display_array(item.frame, media, thumb_size))
@@ -201,12 +211,47 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
         data.faces = FaceTable(frame=face_frame.astype(int), xyxy=face_xyxy.astype(np.float32),
                                score=face_score.astype(np.float32), mouth_open=mouth_open.astype(np.float32),
                                track=face_track.astype(int), mouth_motion=motion.astype(np.float32))
-    if voice is not None and len(data.faces) and media.has_audio:  # speech matters only where faces were read
-        activity = voice(Path(path), data.t)
-        if activity is not None:
-            data.voice = np.asarray(activity, np.float32)
+    grid = speech.known()
+    if grid is not None and len(data.faces):  # speech matters only where faces were read
+        data.voice = np.interp(data.t, grid[0], grid[1]).astype(np.float32)
     progress(1.0)
     return data
+
+
+def _voice_grid(voice: Callable, path: Path, media: MediaInfo) -> tuple[np.ndarray, np.ndarray] | None:
+    """Voice activity every ``VOICE_STEP`` seconds of the clip: read while the video decodes, before its frame
+    times are known."""
+    times = np.arange(0.0, max(media.duration, 0.0) + VOICE_STEP, VOICE_STEP)
+    activity = voice(path, times)
+    return None if activity is None else (times, np.asarray(activity, float))
+
+
+@dataclass
+class _Speech:
+    """Where the audio holds speech, once the voice activity is known (the inference thread waits for it)."""
+
+    pending: Future | None
+    without_audio: bool  # what ``near`` answers when there is no audio to tell
+    grid: tuple[np.ndarray, np.ndarray] | None = None
+    _near: np.ndarray | None = None
+
+    def known(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(times, activity), waiting for it if need be; None without audio."""
+        if self.pending is not None:
+            self.grid, self.pending = self.pending.result(), None
+            if self.grid is not None:
+                from scipy.ndimage import maximum_filter1d
+
+                size = 2 * int(round(SPEECH_NEAR / VOICE_STEP)) + 1
+                self._near = maximum_filter1d(self.grid[1], size) >= SPEECH
+        return self.grid
+
+    def near(self, t: float) -> bool:
+        """Is there speech within ``SPEECH_NEAR`` seconds of ``t``?"""
+        self.known()
+        if self._near is None:
+            return self.without_audio
+        return bool(self._near[min(len(self._near) - 1, max(0, int(round(t / VOICE_STEP))))])
 
 
 def _people_speed(before: np.ndarray | None, now: np.ndarray, seconds: float) -> float:

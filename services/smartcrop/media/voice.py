@@ -23,6 +23,7 @@ from smartcrop.media.probe import open_container
 
 log = logging.getLogger(__name__)
 
+SPEECH = 0.5  # speech probability from which a moment counts as speech
 SAMPLE_RATE = 16000
 FRAME_SAMPLES = 512  # one VAD decision per 32 ms
 CONTEXT_SAMPLES = 64  # the model sees the tail of the previous frame too

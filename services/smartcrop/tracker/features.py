@@ -15,13 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from smartcrop.framedata import PERSON, FrameData
+from smartcrop.media.voice import SPEECH
 
 SPEED_SMOOTHING = 0.5  # seconds over which velocities are averaged (detector noise)
 MOUTH_WINDOW = 1.0  # seconds of mouth motion averaged into a face's activity
 SYNC_WINDOW = 3.0  # seconds over which motion while voiced is compared with motion while silent
 SYNC_WEIGHT = 0.5  # weight of that voiced-minus-silent difference in the evidence
 SYNC_PRIOR = 4.0  # samples on the rarer side (voiced or silent) at which that difference counts half
-VOICED = 0.5  # voice probability from which a moment counts as speech
+VOICED = SPEECH  # voice probability from which a moment counts as speech
 LEAD_FULL = 0.25  # evidence lead over the best other face that scores 1 (no lead scores 0.5, trailing by it 0)
 SOLO_LEVEL = 0.7  # evidence of a face alone in view that scores 0.5 (the activity of a typical listener)
 VOICE_GATE = 0.5  # voice probability at or above which speech is fully believed
