@@ -18,15 +18,15 @@ import json
 from dataclasses import dataclass
 from enum import Enum
 
-from smartcrop.errors import JOB_ID_CONFLICT
+from smartcrop.errors import ErrorCode, SmartcropError
 from smartcrop.job import JobSpec, _format_document
 from smartcrop.runtime.secrets import SecretBox
 
 
-class JobIdConflict(Exception):
+class JobIdConflict(SmartcropError):
     """The job id is taken by a different job."""
 
-    code = JOB_ID_CONFLICT
+    code = ErrorCode.JOB_ID_CONFLICT
 
     def __init__(self, job_id: str):
         super().__init__(f"job_id {job_id!r} is already used by a different job; give this job another job_id")

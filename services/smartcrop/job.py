@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from smartcrop.errors import ErrorCode, SmartcropError
+
 MIN_CROP_SIDE = 64
 """A crop narrower or shorter than this (in source display pixels) is not a useful picture."""
 
@@ -49,10 +51,10 @@ OUTPUT_ALIASES = {"mp4": OutputKind.MP4, "hls": OutputKind.HLS, "advanced_hls": 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
-class JobError(ValueError):
+class JobError(SmartcropError, ValueError):
     """A job that cannot be run as written. ``field`` is the dotted path of the offending field."""
 
-    code = "invalid_job"
+    code = ErrorCode.INVALID_JOB
 
     def __init__(self, field: str, message: str):
         self.field = field

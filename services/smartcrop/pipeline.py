@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from smartcrop.errors import classify
+from smartcrop.errors import ErrorCode, classify
 from smartcrop.events import (
     CropPlanned,
     ErrorInfo,
@@ -106,7 +106,8 @@ def run_job(job: JobSpec, *, settings: Settings | None = None, work_dir: Path | 
                     bus.publish(output.TOPIC, output)
         if result.status.status is not JobState.COMPLETED:
             result.status = JobStatus(job.job_id, JobState.FAILED, "encoder", result.status.percent,
-                                      error=ErrorInfo("internal", "the pipeline ended without completing the job"))
+                                      error=ErrorInfo(ErrorCode.INTERNAL,
+                                                      "the pipeline ended without completing the job"))
         for planned in result.plans:
             result.paths[planned.format_index] = CropPath.from_avro(storage.get_bytes(planned.plan_uri))
     return result

@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from smartcrop.errors import ErrorCode, SmartcropError
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.secrets import SecretBox
 
 
-class JobCancelled(Exception):
-    code = "cancelled"
+class JobCancelled(SmartcropError):
+    code = ErrorCode.CANCELLED
 
 
 @dataclass
