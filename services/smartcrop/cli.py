@@ -10,7 +10,18 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from smartcrop.job import Destination, JobError, JobSpec, OutputKind, job_from_options, load_job_file, with_destination
+from smartcrop.job import (
+    Destination,
+    JobError,
+    JobSpec,
+    Method,
+    Mode,
+    OutputKind,
+    job_from_options,
+    load_job_file,
+    with_destination,
+)
+from smartcrop.stage import STAGE_NAMES
 
 FORMAT_CHOICES = {"mp4": "mp4", "hls": "advanced_hls", "dash": "advanced_dash"}
 
@@ -53,9 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", help="output file (mp4) or directory (hls/dash, or several formats)")
     run.add_argument("--job", type=Path, help='a Qencode start_encode2-style job file ({"query": {...}})')
     run.add_argument("--aspect-ratio", default="9:16", help="target W:H (default 9:16)")
-    run.add_argument("--mode", choices=["stable", "balanced", "responsive"], help="camera behaviour")
-    run.add_argument("--method", choices=["adaptive", "single_object", "talking_person", "max_weight",
-                                          "max_movement", "gravity"], help="what to keep in frame")
+    run.add_argument("--mode", choices=[mode.value for mode in Mode], help="camera behaviour")
+    run.add_argument("--method", choices=[method.value for method in Method], help="what to keep in frame")
     run.add_argument("--format", choices=sorted(FORMAT_CHOICES), default="mp4")
     run.add_argument("--preset", help="x264 preset (default veryfast)")
     run.add_argument("--width", type=int, help="output width in pixels")
@@ -94,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.set_defaults(func=cmd_cancel)
 
     serve = commands.add_parser("serve", help="run one stage as a Kafka service, or the Qencode-compatible gateway")
-    serve.add_argument("stage", choices=["detector", "tracker", "planner", "encoder", "gateway"])
+    serve.add_argument("stage", choices=[*STAGE_NAMES, "gateway"])
     serve.set_defaults(func=cmd_serve)
 
     key = commands.add_parser("gateway-key", help="make a gateway API key: the key for the caller, the entry for "

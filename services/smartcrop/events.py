@@ -20,6 +20,7 @@ from smartcrop.job import JobSpec, Secret
 from smartcrop.media.probe import MediaInfo
 from smartcrop.runtime import serde
 from smartcrop.runtime.secrets import SecretBox
+from smartcrop.stage import INPUT_TOPICS
 
 
 class JobState(str, Enum):
@@ -40,7 +41,7 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class JobRequested:
-    TOPIC: ClassVar[str] = "jobs"
+    TOPIC: ClassVar[str] = INPUT_TOPICS["detector"]
     job: JobSpec
     requested_at: datetime = field(default_factory=utcnow)
 
@@ -51,7 +52,7 @@ class JobRequested:
 
 @dataclass(frozen=True)
 class DetectionsReady:
-    TOPIC: ClassVar[str] = "detections"
+    TOPIC: ClassVar[str] = INPUT_TOPICS["tracker"]
     job: JobSpec
     media: MediaInfo
     source_uri: str
@@ -65,7 +66,7 @@ class DetectionsReady:
 
 @dataclass(frozen=True)
 class TracksReady:
-    TOPIC: ClassVar[str] = "tracks"
+    TOPIC: ClassVar[str] = INPUT_TOPICS["planner"]
     job: JobSpec
     media: MediaInfo
     source_uri: str
@@ -78,7 +79,7 @@ class TracksReady:
 
 @dataclass(frozen=True)
 class CropPlanned:
-    TOPIC: ClassVar[str] = "plans"
+    TOPIC: ClassVar[str] = INPUT_TOPICS["encoder"]
     job: JobSpec
     media: MediaInfo
     source_uri: str

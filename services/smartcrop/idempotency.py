@@ -18,15 +18,15 @@ import json
 from dataclasses import dataclass
 from enum import Enum
 
-from smartcrop.errors import JOB_ID_CONFLICT
-from smartcrop.job import JobSpec, _format_document
+from smartcrop.errors import ErrorCode, SmartcropError
+from smartcrop.job import JobSpec
 from smartcrop.runtime.secrets import SecretBox
 
 
-class JobIdConflict(Exception):
+class JobIdConflict(SmartcropError):
     """The job id is taken by a different job."""
 
-    code = JOB_ID_CONFLICT
+    code = ErrorCode.JOB_ID_CONFLICT
 
     def __init__(self, job_id: str):
         super().__init__(f"job_id {job_id!r} is already used by a different job; give this job another job_id")
@@ -42,15 +42,13 @@ def fingerprint(job: JobSpec, box: SecretBox | None, secret_key: str) -> str:
     """SHA-256 of the canonical spec without its id. A destination secret enters as an HMAC of its plaintext keyed
     by the deployment's secret key: its sealed form differs on every encryption, while two different credentials
     must give different jobs. Nothing in the fingerprint reveals the secret."""
-    formats = []
-    for fmt in job.formats:
-        document = _format_document(fmt)
+    formats = job.to_document(redact_secrets=True)["query"]["format"]
+    for fmt, document in zip(job.formats, formats):
         secret = fmt.destination.secret if fmt.destination is not None else None
         if secret is not None:
             plaintext = box.unseal(secret) if secret.sealed else secret.value
             document["destination"]["secret"] = hmac.new(secret_key.encode(), plaintext.encode(),
                                                          hashlib.sha256).hexdigest()
-        formats.append(document)
     canonical = json.dumps({"source": job.source, "format": formats}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

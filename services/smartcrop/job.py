@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from smartcrop.errors import ErrorCode, SmartcropError
+
 MIN_CROP_SIDE = 64
 """A crop narrower or shorter than this (in source display pixels) is not a useful picture."""
 
@@ -49,10 +51,10 @@ OUTPUT_ALIASES = {"mp4": OutputKind.MP4, "hls": OutputKind.HLS, "advanced_hls": 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
-class JobError(ValueError):
+class JobError(SmartcropError, ValueError):
     """A job that cannot be run as written. ``field`` is the dotted path of the offending field."""
 
-    code = "invalid_job"
+    code = ErrorCode.INVALID_JOB
 
     def __init__(self, field: str, message: str):
         self.field = field
@@ -151,6 +153,13 @@ class JobSpec:
     job_id: str
     source: str
     formats: tuple[OutputFormat, ...]
+
+    def to_document(self, *, redact_secrets: bool = False) -> dict[str, Any]:
+        """The ``{"query": ...}`` document that :func:`parse_job` reads back as this spec: its inverse for every spec
+        the parser builds (secrets in plaintext). ``redact_secrets`` stands a placeholder in for each secret, for
+        checks where only its presence matters (a sealed secret cannot be read back as it was)."""
+        return {"query": {"job_id": self.job_id, "source": self.source,
+                          "format": [_format_document(fmt, redact_secrets) for fmt in self.formats]}}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -485,18 +494,18 @@ def check_source_size(size: int, limits: Limits) -> None:
 def validate_spec(job: JobSpec, limits: Limits | None = None) -> None:
     """Check a :class:`JobSpec` that arrived already built (an upstream producer's event) by the same rules as JSON.
 
-    The spec is written back as a query and parsed again, so there is still one set of rules and one set of
+    The spec is written back as its document and parsed again, so there is still one set of rules and one set of
     messages. A sealed secret is stood in for by a placeholder: only its presence matters here.
     """
     if not job.job_id:
         raise JobError("job_id", "required")
     if not job.formats:
         raise JobError("format", "expected a non-empty list of output formats")
-    parse_job({"query": {"source": job.source, "format": [_format_document(fmt) for fmt in job.formats]}},
-              job_id=job.job_id, limits=limits)
+    parse_job(job.to_document(redact_secrets=True), limits=limits)
 
 
-def _format_document(fmt: OutputFormat) -> dict[str, Any]:
+def _format_document(fmt: OutputFormat, redact_secrets: bool = True) -> dict[str, Any]:
+    """One format as the parser reads it; with ``redact_secrets`` (the fingerprint's form) a secret shows as ``-``."""
     document: dict[str, Any] = {
         "output": fmt.output.value if isinstance(fmt.output, Enum) else fmt.output,
         "aspect_ratio": f"{fmt.aspect_ratio.width}:{fmt.aspect_ratio.height}", "smart_crop": int(fmt.smart_crop),
@@ -507,8 +516,8 @@ def _format_document(fmt: OutputFormat) -> dict[str, Any]:
         "stream": [{"width": s.width, "height": s.height, "bitrate": s.bitrate_kbps} for s in fmt.streams]}
     if fmt.destination is not None:
         d = fmt.destination
-        document["destination"] = {"url": d.url, "key": d.key, "secret": None if d.secret is None else "-",
-                                   "permissions": d.permissions}
+        secret = None if d.secret is None else "-" if redact_secrets else d.secret.value
+        document["destination"] = {"url": d.url, "key": d.key, "secret": secret, "permissions": d.permissions}
     return document
 
 

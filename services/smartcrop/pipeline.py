@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from smartcrop.errors import classify
+from smartcrop.errors import ErrorCode, classify
 from smartcrop.events import (
     CropPlanned,
     ErrorInfo,
@@ -29,7 +29,7 @@ from smartcrop.job import JobSpec
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.secrets import SecretBox
 from smartcrop.runtime.storage import LocalStorage
-from smartcrop.stage import Stage, StageContext, stages
+from smartcrop.stage import STAGE_NAMES, Stage, StageContext, stages
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +74,11 @@ def run_job(job: JobSpec, *, settings: Settings | None = None, work_dir: Path | 
     box = SecretBox.ephemeral()
     bus = InMemoryBus(box)
     table = stages()
-    order = [table[name] for name in ("detector", "tracker", "planner", "encoder")]
+    order = [table[name] for name in STAGE_NAMES]
     result = PipelineResult(status=JobStatus(job.job_id, JobState.QUEUED, "submit", 0.0))
     with tempfile.TemporaryDirectory(prefix="smartcrop-run-") as scratch:
         storage = LocalStorage(Path(work_dir or scratch))
-        bus.publish("jobs", JobRequested(job=job))
+        bus.publish(JobRequested.TOPIC, JobRequested(job=job))
         while True:
             stage, event = _next(bus, order)
             if stage is None:
@@ -105,8 +105,9 @@ def run_job(job: JobSpec, *, settings: Settings | None = None, work_dir: Path | 
                         result.plans.append(output)
                     bus.publish(output.TOPIC, output)
         if result.status.status is not JobState.COMPLETED:
-            result.status = JobStatus(job.job_id, JobState.FAILED, "encoder", result.status.percent,
-                                      error=ErrorInfo("internal", "the pipeline ended without completing the job"))
+            result.status = JobStatus(job.job_id, JobState.FAILED, order[-1].name, result.status.percent,
+                                      error=ErrorInfo(ErrorCode.INTERNAL,
+                                                      "the pipeline ended without completing the job"))
         for planned in result.plans:
             result.paths[planned.format_index] = CropPath.from_avro(storage.get_bytes(planned.plan_uri))
     return result

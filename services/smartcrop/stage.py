@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from smartcrop.errors import ErrorCode, SmartcropError
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.secrets import SecretBox
 
 
-class JobCancelled(Exception):
-    code = "cancelled"
+class JobCancelled(SmartcropError):
+    code = ErrorCode.CANCELLED
 
 
 @dataclass
@@ -45,6 +46,26 @@ class Stage:
         return lo + (hi - lo) * min(1.0, max(0.0, fraction))
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where a stage sits in the pipeline, without its handler (which pulls in the stage's libraries)."""
+
+    name: str
+    input_topic: str  # a key of smartcrop.runtime.config.TOPICS; the event published there names it as its TOPIC
+    span: tuple[float, float]
+
+
+# The one table of stages, in pipeline order: names, input topics, CLI choices and service lists derive from it.
+PIPELINE: tuple[Place, ...] = (
+    Place("detector", "jobs", (0.0, 45.0)),
+    Place("tracker", "detections", (45.0, 55.0)),
+    Place("planner", "tracks", (55.0, 60.0)),
+    Place("encoder", "plans", (60.0, 100.0)),
+)
+STAGE_NAMES: tuple[str, ...] = tuple(place.name for place in PIPELINE)
+INPUT_TOPICS: dict[str, str] = {place.name: place.input_topic for place in PIPELINE}
+
+
 def stages() -> dict[str, Stage]:
     """Imported lazily: the detector pulls in torch, which the planner and the CLI's light commands do not need."""
     from smartcrop.detector.stage import detect
@@ -52,10 +73,5 @@ def stages() -> dict[str, Stage]:
     from smartcrop.planner.stage import plan
     from smartcrop.tracker.stage import track
 
-    return {
-        "detector": Stage("detector", "jobs", detect, (0.0, 45.0)),
-        "tracker": Stage("tracker", "detections", track, (45.0, 55.0)),
-        "planner": Stage("planner", "tracks", plan, (55.0, 60.0)),
-        "encoder": Stage("encoder", "plans", encode, (60.0, 100.0)),
-    }
-
+    handlers = {"detector": detect, "tracker": track, "planner": plan, "encoder": encode}
+    return {place.name: Stage(place.name, place.input_topic, handlers[place.name], place.span) for place in PIPELINE}

@@ -54,3 +54,12 @@ def test_only_the_message_that_started_a_run_runs_it(tmp_path):
     assert start_once(store, "job-1", first)
     assert start_once(store, "job-1", first)  # redelivered after a crash: carries on
     assert not start_once(store, "job-1", Origin("jobs", 2, 11))  # a replay
+
+
+def test_the_fingerprint_of_a_job_stays_what_earlier_claims_stored():
+    job = parse_job({"query": {"source": "s3://minio:9000/media/in.mp4", "format": [
+        {"output": "hls", "aspect_ratio": "4:5", "stream": [{"size": "720x900", "bitrate": 900}],
+         "destination": {"url": "s3://minio:9000/out/x/", "key": "AK", "secret": "SK"}, "smart_crop": 1,
+         "smart_crop_method": "gravity"},
+        {"output": "mp4", "quality": 20}]}}, job_id="j1")
+    assert fingerprint(job, None, "k") == "dcaba4e02d93106cc9b309c74c5f1f3a7ce4d8c4fc5be2e344c5747d6238fc8c"

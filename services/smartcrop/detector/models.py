@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from smartcrop.errors import ErrorCode, SmartcropError
+
 log = logging.getLogger(__name__)
 
 IOU = 0.7  # ultralytics' predict defaults
@@ -32,10 +34,10 @@ _CLASS_OFFSET = 7680.0  # ultralytics' max_wh: separates classes for class-aware
 PAD_VALUE = 114
 
 
-class ModelError(RuntimeError):
+class ModelError(SmartcropError, RuntimeError):
     """The configured model cannot be loaded: a deployment problem, reported loudly, never skipped."""
 
-    code = "model_unavailable"
+    code = ErrorCode.MODEL_UNAVAILABLE
 
 
 @dataclass

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import av
 
+from smartcrop.errors import ErrorCode, SmartcropError
+
 CONTAINERS = {"mov": "mp4/mov", "matroska": "matroska/webm", "avi": "avi", "mpegts": "mpeg-ts", "mpeg": "mpeg-ps",
               "flv": "flv", "mxf": "mxf", "ogg": "ogg", "asf": "asf/wmv"}
 """FFmpeg demuxers that are video containers. Every other demuxer stays closed: ``tty`` renders text files as video,
@@ -22,10 +24,10 @@ OPEN_OPTIONS = {"format_whitelist": ",".join(CONTAINERS), "protocol_whitelist": 
 """FFmpeg enforces both lists itself on every open, including any file a demuxer opens on its own."""
 
 
-class MediaError(ValueError):
+class MediaError(SmartcropError, ValueError):
     """The source cannot be used as video (not media, no video stream, no decodable frame)."""
 
-    code = "source_unreadable"
+    code = ErrorCode.SOURCE_UNREADABLE
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from smartcrop.errors import ErrorCode, SmartcropError
 from smartcrop.job import Secret
 
 
-class SecretKeyError(RuntimeError):
-    code = "invalid_job"
+class SecretKeyError(SmartcropError, RuntimeError):
+    code = ErrorCode.INVALID_JOB
 
 
 class SecretBox:

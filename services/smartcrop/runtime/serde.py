@@ -27,6 +27,8 @@ from urllib.parse import urlsplit, urlunsplit
 import fastavro
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 
+from smartcrop.errors import ErrorCode, SmartcropError
+
 NAMESPACE = "io.smartcrop.v1"
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
@@ -39,10 +41,11 @@ class SerdeError(ValueError):
     """Bytes that are not one of our events: the runner sends them to the dead-letter topic."""
 
 
-class RegistryUnavailable(RuntimeError):
+class RegistryUnavailable(SmartcropError, RuntimeError):
     """The Schema Registry did not answer: a transient fault, the message is taken again later (never dead-lettered)."""
 
-    code = "registry_unavailable"
+    code = ErrorCode.REGISTRY_UNAVAILABLE
+    transient = True
 
 
 def schema_dir() -> Path:

@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smartcrop.runtime.config import cache_home
+from smartcrop.stage import STAGE_NAMES
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.25.3"
 SLF4J_VERSION = "2.0.17"
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"  # the module proxy's latest (2026-02-12); pinned for repeatability
-SERVICES = ("detector", "tracker", "planner", "encoder")
+SERVICES = STAGE_NAMES
 COMPONENTS = ("kafka", "minio") + SERVICES + ("gateway",)
 LOCAL_KEY_NAME = "local"
 

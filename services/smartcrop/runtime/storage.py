@@ -17,20 +17,23 @@ from pathlib import Path
 from typing import Iterator, Protocol
 from urllib.parse import unquote, urlsplit
 
+from smartcrop.errors import ErrorCode, SmartcropError
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.retry import retry_for
 
 log = logging.getLogger(__name__)
 
 
-class StorageError(RuntimeError):
+class StorageError(SmartcropError, RuntimeError):
     """A storage operation failed for reasons outside the job (server down, network): worth a retry."""
 
-    code = "storage_unavailable"
+    code = ErrorCode.STORAGE_UNAVAILABLE
+    transient = True
 
 
 class ObjectNotFound(StorageError):
-    code = "source_unreadable"
+    code = ErrorCode.SOURCE_UNREADABLE
+    transient = False
 
 
 class Storage(Protocol):

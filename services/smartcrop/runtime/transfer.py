@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+from smartcrop.errors import ErrorCode, SmartcropError
 from smartcrop.job import Destination, JobError, check_source_size
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.netpolicy import BlockedAddress, NetworkPolicy, guarded_pool_manager
@@ -16,14 +17,14 @@ MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)
 
 
-class SourceError(RuntimeError):
+class SourceError(SmartcropError, RuntimeError):
     """The source cannot be fetched: missing file, HTTP error, unknown bucket."""
 
-    code = "source_unreadable"
+    code = ErrorCode.SOURCE_UNREADABLE
 
 
-class DestinationError(RuntimeError):
-    code = "destination_unreachable"
+class DestinationError(SmartcropError, RuntimeError):
+    code = ErrorCode.DESTINATION_UNREACHABLE
 
 
 def _suffix(name: str) -> str:
