@@ -1,6 +1,6 @@
 """Consumer lag from librdkafka's statistics, for partitions whose offsets are committed in transactions."""
 
-from smartcrop.runtime.service import partition_lag
+from smartcrop.runtime.health import partition_lag
 
 UNKNOWN = -1001  # librdkafka's RD_KAFKA_OFFSET_INVALID
 NOT_COMMITTED_HERE = -1

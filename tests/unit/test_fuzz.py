@@ -161,12 +161,12 @@ def test_each_service_sends_undecodable_bytes_to_the_dead_letter_topic(stage_nam
     topics = {"detector": "jobs", "tracker": "detections", "planner": "tracks", "encoder": "plans"}
     stage = Stage(stage_name, topics[stage_name], lambda *a: called.append(a), (0, 1))
     service = StageService(stage, Settings(secret_key=SecretBox.generate_key()), storage=object())
-    service.consumer, service.producer = FakeKafka(), FakeKafka()
+    service.consumer, service.committer.producer = FakeKafka(), FakeKafka()
     service._handle(FakeMessage(data))
     assert called == []  # the stage never sees it
-    names = [name for name, _, _ in service.producer.calls]
+    names = [name for name, _, _ in service.committer.producer.calls]
     assert names == ["begin_transaction", "produce", "send_offsets_to_transaction", "commit_transaction"]
-    _, (topic,), produced = service.producer.calls[1]
+    _, (topic,), produced = service.committer.producer.calls[1]
     headers = dict(produced["headers"])
     assert topic == "smartcrop.dlq.v1" and produced["value"] == data and produced["key"] == b"job-key"
     assert headers["stage"] == stage_name.encode() and headers["source_offset"] == b"41" and headers["error"]

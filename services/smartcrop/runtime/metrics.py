@@ -15,6 +15,8 @@ from typing import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
+from smartcrop.runtime.outcome import Outcome
+
 log = logging.getLogger(__name__)
 
 MESSAGES = Counter("smartcrop_messages_total", "Input messages handled, by outcome", ["stage", "outcome"])
@@ -33,7 +35,7 @@ LAST_PROGRESS = Gauge("smartcrop_last_progress_timestamp_seconds", "Unix time of
                       ["stage"])
 
 
-OUTCOMES = ("completed", "failed", "cancelled", "abandoned", "dead_letter", "replayed", "job_id_conflict")
+OUTCOMES = tuple(outcome.value for outcome in Outcome)
 
 
 def initialise(stage: str, failure_codes: tuple[str, ...]) -> None:
