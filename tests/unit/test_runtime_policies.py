@@ -8,9 +8,9 @@ import threading
 import pytest
 
 from smartcrop.cancellation import CancelWatch, marker_key, request_cancel
+from smartcrop.runtime.committer import TransactionStuck, run_with_watchdog
 from smartcrop.runtime.logs import RepeatLimiter
 from smartcrop.runtime.retry import backoff, retry_for
-from smartcrop.runtime.committer import TransactionStuck, run_with_watchdog
 from smartcrop.runtime.storage import LocalStorage, StorageError
 
 

@@ -12,7 +12,7 @@ from enum import Enum
 from typing import Protocol
 
 from smartcrop.cancellation import CancelWatch
-from smartcrop.errors import CANCELLED, Failure, classify
+from smartcrop.errors import CANCELLED, ErrorCode, Failure, classify
 from smartcrop.events import ErrorInfo, Event, JobRequested, JobState, JobStatus
 from smartcrop.idempotency import JobIdConflict, Origin, claim, fingerprint, start_once
 from smartcrop.runtime import metrics
@@ -202,7 +202,7 @@ class JobAttempts:
                                         error=ErrorInfo(failure.code, failure.message))], message)
             return Outcome.CANCELLED
         log.error("job failed: %s", failure.message, extra={"code": failure.code},
-                  exc_info=exc if failure.code == "internal" else None)
+                  exc_info=exc if failure.code == ErrorCode.INTERNAL else None)
         metrics.FAILURES.labels(name, failure.code).inc()
         self.host.commit([JobStatus(event.job_id, JobState.FAILED, name, self.stage.percent(0.0),
                                     error=ErrorInfo(failure.code, failure.message))], message)
