@@ -22,15 +22,17 @@ from .. import tools
 from ..conftest import shared_media
 from ..deploy.queries import RULES, SCRAPE_CONFIG, dashboard_expressions, rule_expressions, series_names
 from .conftest import free_port, service_env
+from .test_gateway import gateway  # noqa: F401 (a fixture: the gateway is scraped too)
 from .test_services import CLIP, submit
 
 pytestmark = pytest.mark.integration
 
 SCRAPE_INTERVAL = "1s"
 STAGES = ("detector", "tracker", "planner", "encoder")
+SERVICES = (*STAGES, "gateway")
 
 
-def local_scrape_config(services, port: int) -> dict:
+def local_scrape_config(ports: dict[str, int], port: int) -> dict:
     """deploy/prometheus/prometheus.yml with the Compose service names swapped for the local services' ports."""
     config = yaml.safe_load(SCRAPE_CONFIG.read_text())
     config["global"] = {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL}
@@ -38,7 +40,7 @@ def local_scrape_config(services, port: int) -> dict:
     for job in config["scrape_configs"]:
         for group in job["static_configs"]:
             if job["job_name"] == "smartcrop":
-                group["targets"] = [f"127.0.0.1:{services.ports[group['labels']['service']]}"]
+                group["targets"] = [f"127.0.0.1:{ports[group['labels']['service']]}"]
             else:
                 group["targets"] = [f"127.0.0.1:{port}"]
     return config
@@ -60,14 +62,15 @@ class Prometheus:
 
 
 @pytest.fixture(scope="module")
-def prometheus(services, tmp_path_factory):
+def prometheus(services, gateway, tmp_path_factory):  # noqa: F811
     try:
         binary = tools.prometheus()
     except tools.ToolError as exc:
         pytest.fail(f"Prometheus unavailable: {exc}")
     work = tmp_path_factory.mktemp("prometheus")
     port = free_port()
-    (work / "prometheus.yml").write_text(yaml.safe_dump(local_scrape_config(services, port)))
+    ports = {**services.ports, "gateway": int(gateway.url.rsplit(":", 1)[1])}
+    (work / "prometheus.yml").write_text(yaml.safe_dump(local_scrape_config(ports, port)))
     log = open(work / "prometheus.log", "wb")
     process = subprocess.Popen([str(binary), f"--config.file={work / 'prometheus.yml'}",
                                 f"--storage.tsdb.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
@@ -117,16 +120,21 @@ def stages_in(result: list) -> set[str]:
 
 def test_every_stage_is_scraped_and_up(prometheus, one_job_done):
     answers = wait_for_answers(prometheus, ['up{job="smartcrop"} == 1'])
-    assert {sample["metric"]["service"] for sample in next(iter(answers.values()))} == set(STAGES)
+    assert {sample["metric"]["service"] for sample in next(iter(answers.values()))} == set(SERVICES)
 
 
 def test_every_metric_in_the_dashboard_and_rules_has_series(prometheus, one_job_done):
     names = sorted(series_names(dashboard_expressions() + rule_expressions()))
     assert len(names) >= 8
-    answers = wait_for_answers(prometheus, names, complete=lambda result: stages_in(result) == set(STAGES))
+    stage_names = [name for name in names if not name.startswith("smartcrop_gateway_")]
+    answers = wait_for_answers(prometheus, stage_names, complete=lambda result: stages_in(result) == set(STAGES))
     missing = {name: sorted(set(STAGES) - stages_in(result)) for name, result in answers.items()
                if stages_in(result) != set(STAGES)}
     assert not missing, f"metrics with no series in Prometheus for these stages: {missing}"
+    gateway_names = sorted(set(names) - set(stage_names))
+    assert gateway_names, "the dashboard has gateway panels"
+    answers = wait_for_answers(prometheus, gateway_names)
+    assert not [name for name, result in answers.items() if not result], "gateway metrics with no series"
 
 
 def test_every_dashboard_panel_query_answers(prometheus, one_job_done):

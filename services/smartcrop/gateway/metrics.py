@@ -22,5 +22,6 @@ def initialise() -> None:
         LATENCY.labels(endpoint)
     for endpoint in ("access_token", "create_task", "start_encode2", "status", "task_status"):
         REQUESTS.labels(endpoint, "200", "0")
+        REQUESTS.labels(endpoint, "503", "0")  # the 5xx panel and alert read 0, not "no data", until one happens
     for outcome in ("delivered", "failed", "refused", "blocked", "duplicate", "unsigned", "error"):
         CALLBACKS.labels(outcome)
