@@ -47,13 +47,15 @@ STILL_PEOPLE = 0.2  # box heights per second under which the people found count 
 CUT_SCORE = 0.25  # a frame change this large is likely a cut (real cuts score 0.3-0.85, motion rarely 0.2)
 VOICE_STEP = 0.04  # seconds between the points the voice activity is read at, before the frames are known
 SPEECH_NEAR = 0.5  # between analysed frames, mouths are read only this close (seconds) to speech in the audio
-MAX_CHUNKS_IN_FLIGHT = 1  # batches queued behind the one the model runs: memory stays flat, and the rate decision
-# below reads detections at most two batches old
+MAX_CHUNKS_IN_FLIGHT = 1  # batches queued behind the one the model runs: memory stays flat
+# The rate decision reads the people of the newest batch the decode loop has collected (at most two batches old),
+# never the inference thread's live state, so the frames sampled do not depend on how fast the model ran.
 
 
 @dataclass
 class _Seen:
-    """What the inference thread saw last; the decode loop reads it a batch or two behind."""
+    """What the inference thread saw last (its own state; the decode loop sees it only through each batch's
+    result)."""
 
     people: int = 0
     people_still: bool = False
@@ -101,12 +103,13 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
     analysed: list[bool] = []
     chunk: list[_Sample] = []
     pending: deque[Future] = deque()
-    results: list[tuple[list[_Sample], list, list, list]] = []
+    results: list[tuple[list[_Sample], list, list, list, bool]] = []
     next_t = next_mouth_t = latest_t = 0.0
     changed, cut_ahead = 0.0, True  # the first frame is sampled
     expected = max(1, media.frame_count)
     mouths = MouthReader()
     seen = _Seen()
+    people_still = False  # as of the newest collected batch
 
     def infer(samples: list[_Sample]):
         """Runs on the inference thread, one chunk after another in time order."""
@@ -135,12 +138,14 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
             detections.append(objects)
             face_sets.append(face_set)
             sample.image = None  # results are kept to the end of the clip; images are not
-        return samples, detections, face_sets, sharp
+        return samples, detections, face_sets, sharp, seen.people_still
 
     def submit(samples: list[_Sample]) -> None:
+        nonlocal people_still
         pending.append(pool.submit(infer, samples))
         while len(pending) > MAX_CHUNKS_IN_FLIGHT:
             results.append(pending.popleft().result())
+            people_still = results[-1][-1]
 
     mouth_index = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference") as pool, \
@@ -161,7 +166,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
                 next_mouth_t = max(next_mouth_t + mouth_step, item.t + mouth_step / 2)
             due = item.t + 1e-6 >= next_t and (
                 not adapt_rate or changed >= CHANGE_PER_SAMPLE or item.t + 1e-6 >= latest_t
-                or not seen.people_still)
+                or not people_still)
             take = due or (adapt_rate and cut_ahead) or not step
             mouth = mouth or (take and bool(mouth_step))
             times.append(item.t)
@@ -189,7 +194,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
 
     boxes: list[tuple] = []
     face_rows: list[tuple] = []
-    for samples, detections, face_sets, sharp in results:
+    for samples, detections, face_sets, sharp, _ in results:
         for sample, objects, face_set, focus in zip(samples, detections, face_sets, sharp):
             index = sample.frame
             if objects is not None:
