@@ -191,3 +191,45 @@ def test_between_analysed_frames_adaptive_reads_mouths_only_near_speech_and_talk
     assert calls == analysed, "adaptive in a silent clip: faces on the analysed frames only"
     calls, analysed = read_faces(FacePolicy.ALL)
     assert calls > 2 * analysed, "talking_person: mouths at 12.5 samples a second besides the analysed frames"
+
+
+
+def test_face_reads_thin_out_where_no_face_is_large_enough_to_read_and_resume_after_a_cut(tmp_path):
+    """A wide crowd shot, whose faces are all too small to read a mouth from, costs one face read a second after
+    ``FACE_PATIENCE``, instead of one per sample; readable faces keep every read, and a cut gives a new shot its
+    full rate at once."""
+    from smartcrop.detector.analysis import FACE_PATIENCE, FACE_PROBE, MIN_FACE_PX, FacePolicy, analyse
+    from smartcrop.detector.faces import Faces
+    from smartcrop.detector.models import FrameDetections
+    from smartcrop.media.probe import probe
+
+    rng = np.random.default_rng(3)
+    first, second = (rng.integers(low, low + 128, (180, 320, 3), dtype=np.uint8) for low in (0, 127))
+    clip = synthetic_clip(tmp_path / "crowd.mp4", 6.0, lambda i: first if i < 100 else second)  # a cut at 4 s
+
+    def two_people(images):
+        return [FrameDetections(np.array([[10, 20, 70, 160], [200, 20, 260, 160]], np.float32),
+                                np.array([0.9, 0.9], np.float32), np.array([0, 0])) for _ in images]
+
+    def read_times(face_width):
+        times = []
+
+        def faces(image):
+            times.append(len(times))
+            box = np.array([[100, 30, 100 + face_width, 30 + face_width]], np.float32)
+            return Faces(box, np.array([0.9], np.float32), np.array([np.nan], np.float32))
+        data = analyse(clip, probe(clip), two_people, analysis_fps=5.0, batch_size=2, faces=faces,
+                       face_policy=FacePolicy.CROWDED, voice=lambda path, times: None)
+        read = data.faces.frame
+        return data.t[read], int(data.analysed.sum())
+
+    readable, analysed = read_times(MIN_FACE_PX)
+    assert len(readable) == analysed, "readable faces: a read on every analysed frame"
+    small, _ = read_times(MIN_FACE_PX - 1)
+    patient = small[small <= FACE_PATIENCE + 1e-6]
+    assert len(patient) == np.sum(readable <= FACE_PATIENCE + 1e-6), "full rate while patience lasts"
+    thinned = small[(small > FACE_PATIENCE + 0.5) & (small < 4.0)]
+    assert len(thinned) >= 1 and np.all(np.diff(thinned) >= FACE_PROBE - 1e-6), thinned
+    after_cut = small[(small >= 4.0) & (small < 4.0 + FACE_PATIENCE)]
+    again = readable[(readable >= 4.0) & (readable < 4.0 + FACE_PATIENCE)]
+    assert np.isclose(after_cut[0], 4.0) and after_cut.tolist() == again.tolist(), "a cut: every read again"

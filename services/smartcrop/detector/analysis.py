@@ -4,7 +4,8 @@ Inference runs on a worker thread in batches while the decoder keeps going, so o
 and the decoder overlap instead of taking turns; at most ``MAX_CHUNKS_IN_FLIGHT`` batches of images wait for it, so
 memory stays flat however long the clip. Faces and mouths are read only where a method will use them (every mouth
 sample for talking_person, samples with two or more people for adaptive), at ``MOUTH_FPS``: speech needs a higher
-rate than the person detector does.
+rate than the person detector does. Where the face reads keep finding no face large enough to read a mouth from (a
+wide crowd shot), they thin out to one a ``FACE_PROBE`` until one is found or the shot changes.
 Each box's focus (sharpness) is measured on the same thread, from the detector-size image already in hand.
 """
 
@@ -19,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from smartcrop.detector.mouths import MOUTH_FPS, MouthReader
+from smartcrop.detector.mouths import MIN_FACE_PX, MOUTH_FPS, MouthReader
 from smartcrop.detector.shots import THUMB_LONG_SIDE, ShotDetector
 from smartcrop.framedata import PERSON, FaceTable, FrameData
 from smartcrop.media.decode import DecodedFrame, decode_video, display_size, to_display_array
@@ -46,6 +47,8 @@ SLOWEST = 0.5  # the lowest rate, as a share of the analysis rate
 STILL_PEOPLE = 0.2  # box heights per second under which the people found count as staying put
 CUT_SCORE = 0.25  # a frame change this large is likely a cut (real cuts score 0.3-0.85, motion rarely 0.2)
 VOICE_STEP = 0.04  # seconds between the points the voice activity is read at, before the frames are known
+FACE_PATIENCE = 2.0  # seconds of face reads without a readable face (or a cut) before the reads thin out
+FACE_PROBE = 1.0  # seconds between face reads while they are thinned out
 SPEECH_NEAR = 0.5  # between analysed frames, mouths are read only this close (seconds) to speech in the audio
 MAX_CHUNKS_IN_FLIGHT = 1  # batches queued behind the one the model runs: memory stays flat
 # The rate decision reads the people of the newest batch the decode loop has collected (at most two batches old),
@@ -62,6 +65,8 @@ class _Seen:
     person_boxes: np.ndarray | None = None
     person_t: float = 0.0
     last_mouth: int = -2  # number of the last mouth sample whose faces were read
+    readable_t: float = 0.0  # time of the last face read that found a readable face, or of the last cut
+    face_t: float = float("-inf")  # time of the last face read
 
 
 @dataclass
@@ -73,6 +78,7 @@ class _Sample:
     image: np.ndarray | None  # BGR at the detector's size; dropped once inference has used it
     analysed: bool  # the object detector looks at it
     mouth: int  # number of this mouth sample, -1 when it is none (faces are wanted only on mouth samples)
+    after_cut: bool = False  # a likely cut lies between the previous sample and this one
 
 
 def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list], *, analysis_fps: float,
@@ -106,6 +112,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
     results: list[tuple[list[_Sample], list, list, list, bool]] = []
     next_t = next_mouth_t = latest_t = 0.0
     changed, cut_ahead = 0.0, True  # the first frame is sampled
+    cut_since_sample = False
     expected = max(1, media.frame_count)
     mouths = MouthReader()
     seen = _Seen()
@@ -122,7 +129,10 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
                 seen.people = len(people)
                 seen.people_still = _people_speed(seen.person_boxes, people, sample.t - seen.person_t) < STILL_PEOPLE
                 seen.person_boxes, seen.person_t = people, sample.t
-            wanted = sample.mouth >= 0 and (
+            if sample.after_cut:
+                seen.readable_t = sample.t
+            thinned = sample.t - seen.readable_t > FACE_PATIENCE and sample.t - seen.face_t < FACE_PROBE
+            wanted = sample.mouth >= 0 and not thinned and (
                 policy is FacePolicy.ALL or (policy is FacePolicy.CROWDED and seen.people >= 2)) and (
                 sample.analysed or speech.near(sample.t))
             face_set = None
@@ -131,6 +141,9 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
                          if objects is not None else None)
             if wanted:
                 face_set = faces(sample.image)
+                seen.face_t = sample.t
+                if np.any(face_set.xyxy[:, 2] - face_set.xyxy[:, 0] >= MIN_FACE_PX):
+                    seen.readable_t = sample.t
                 track, motion = mouths.read(sample.t, gray, face_set.xyxy, face_set.points,
                                             consecutive=seen.last_mouth == sample.mouth - 1)
                 face_set = (face_set, track, motion)
@@ -161,6 +174,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
             change = shots.scores_so_far[-1]
             changed += change
             cut_ahead = cut_ahead or change >= CUT_SCORE
+            cut_since_sample = cut_since_sample or change >= CUT_SCORE
             mouth = bool(mouth_step) and item.t + 1e-6 >= next_mouth_t
             if mouth:
                 next_mouth_t = max(next_mouth_t + mouth_step, item.t + mouth_step / 2)
@@ -180,7 +194,8 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
                     chunk = []
             if take or mouth:
                 chunk.append(_Sample(item.index, item.t, to_display_array(item.frame, media, detect_size, "bgr24"),
-                                     take, mouth_index if mouth else -1))
+                                     take, mouth_index if mouth else -1, cut_since_sample))
+                cut_since_sample = False
                 if mouth:
                     mouth_index += 1
             if item.index % 25 == 0:
