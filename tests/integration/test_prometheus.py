@@ -118,9 +118,15 @@ def stages_in(result: list) -> set[str]:
     return {sample["metric"].get("stage") for sample in result}
 
 
+def services_in(result: list) -> set[str]:
+    return {sample["metric"]["service"] for sample in result}
+
+
 def test_every_stage_is_scraped_and_up(prometheus, one_job_done):
-    answers = wait_for_answers(prometheus, ['up{job="smartcrop"} == 1'])
-    assert {sample["metric"]["service"] for sample in next(iter(answers.values()))} == set(SERVICES)
+    # A scrape of a service busy on a 2-core machine can miss its 1 s timeout once; every service must answer soon.
+    answers = wait_for_answers(prometheus, ['up{job="smartcrop"} == 1'],
+                               complete=lambda result: services_in(result) == set(SERVICES))
+    assert services_in(next(iter(answers.values()))) == set(SERVICES)
 
 
 def test_every_metric_in_the_dashboard_and_rules_has_series(prometheus, one_job_done):
