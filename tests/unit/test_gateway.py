@@ -388,7 +388,8 @@ def test_a_job_status_is_read_by_the_key_that_started_it_or_an_operator_and_is_n
     task_token, answer = started_task(api, {"query": {"source": "s3://minio:9000/smartcrop/in.mp4"}})
     assert answer["error"] == 0
     done = status(task_token, state=JobState.COMPLETED, stage="encoder", percent=100.0,
-                  outputs=("s3://minio:9000/smartcrop/jobs/x/0.mp4",), updated_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+                  outputs=("s3://minio:9000/smartcrop/jobs/x/0.mp4",),
+                  updated_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
     api.view.apply(done)
     for key in (KEY, OPS_KEY):
         read = api.get(f"/v1/jobs/{task_token}", headers=bearer(key))
