@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     key = commands.add_parser("gateway-key", help="make a gateway API key: the key for the caller, the entry for "
                               "SMARTCROP_GATEWAY_API_KEYS (its hash) and the webhook secret")
     key.add_argument("name", help="the key's name (letters, digits, '_' or '-')")
+    key.add_argument("--operator", action="store_true", help="the key may read the status of every job, not only "
+                     "of the tasks it started")
     key.set_defaults(func=cmd_gateway_key)
 
     init = commands.add_parser("init", help="create the topics and the bucket if missing (deployments run it once)")
@@ -278,20 +280,43 @@ def cmd_submit(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from smartcrop.events import JobState
     from smartcrop.runtime.config import Settings
-    from smartcrop.runtime.kafka import latest_status
 
     settings = Settings.from_env()
     if args.wait:
-        final = _follow_to_the_end(settings, args.job_id, args.timeout)
+        document = _follow_to_the_end(settings, args.job_id, args.timeout).to_json()
     else:
-        final = latest_status(settings, args.job_id)
-    if final is None:
+        document = _current_status(settings, args.job_id)
+    if document is None:
         print(json.dumps({"job_id": args.job_id, "status": "unknown"}))
         return 3
-    print(json.dumps(final.to_json()))
-    return 0 if final.status is not JobState.FAILED else 1
+    print(json.dumps(document))
+    return 1 if document["status"] == "failed" else 0
+
+
+def _current_status(settings, job_id: str) -> dict | None:
+    """From the gateway's status view when ``SMARTCROP_GATEWAY_URL`` and ``SMARTCROP_API_KEY`` are set (a lookup),
+    else, or while the gateway cannot answer, from the status topic (a read to its end)."""
+    from smartcrop.runtime.kafka import latest_status
+
+    url, api_key = os.environ.get("SMARTCROP_GATEWAY_URL", ""), os.environ.get("SMARTCROP_API_KEY", "")
+    if url and api_key:
+        from smartcrop.gateway.client import GatewayClient, GatewayRefused, GatewayUnavailable
+
+        try:
+            document = GatewayClient(url, api_key, (settings.http_connect_timeout, 30.0)).job_status(job_id)
+        except GatewayRefused as exc:
+            raise CliError(str(exc)) from None
+        except GatewayUnavailable as exc:
+            _echo(f"warning: the gateway at {url} did not answer ({exc}); reading {settings.topic('status')}")
+        else:
+            if document is None:
+                _echo(f"error: no job {job_id!r} that this API key may read")
+            return document
+    status = latest_status(settings, job_id)
+    if status is None:
+        _echo(f"error: no job {job_id!r} on {settings.topic('status')}")
+    return None if status is None else status.to_json()
 
 
 def cmd_cancel(args) -> int:
@@ -366,10 +391,10 @@ def cmd_serve(args) -> int:
 def cmd_gateway_key(args) -> int:
     import secrets
 
-    from smartcrop.gateway.keys import hash_key, parse_api_keys
+    from smartcrop.gateway.keys import OPERATOR, hash_key, parse_api_keys
 
     api_key, webhook_secret = secrets.token_hex(24), secrets.token_hex(32)
-    entry = f"{args.name}:{hash_key(api_key)}:{webhook_secret}"
+    entry = f"{args.name}:{hash_key(api_key)}:{webhook_secret}{':' + OPERATOR if args.operator else ''}"
     try:
         parse_api_keys(entry)
     except ValueError as exc:

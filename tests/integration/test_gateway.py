@@ -36,6 +36,7 @@ pytestmark = pytest.mark.integration
 new_client = qencode3.client
 
 API_KEY = "test-" + uuid.uuid4().hex
+OPERATOR_KEY = "ops-" + uuid.uuid4().hex
 WEBHOOK_SECRET = uuid.uuid4().hex
 CLIP = "A_man_talking_restaurant_720p_visualvoice.mp4"
 SMALL_CLIP = "B_C_basketball_two_players_240p_mmaction2.mp4"
@@ -91,7 +92,8 @@ def gateway(settings, stack_env, services, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("gateway") / "gateway.log"
     env = {**service_env(settings, stack_env), "SMARTCROP_GATEWAY_HOST": "127.0.0.1",
            "SMARTCROP_GATEWAY_PORT": str(port), "SMARTCROP_GATEWAY_API_KEYS": f"tests:{hash_key(API_KEY)}:"
-           f"{WEBHOOK_SECRET}", "SMARTCROP_ALLOWED_NETWORKS": "127.0.0.1/32", "SMARTCROP_GATEWAY_RATE_LIMIT": "200",
+           f"{WEBHOOK_SECRET},ops:{hash_key(OPERATOR_KEY)}::operator",
+           "SMARTCROP_ALLOWED_NETWORKS": "127.0.0.1/32", "SMARTCROP_GATEWAY_RATE_LIMIT": "200",
            "SMARTCROP_GATEWAY_RATE_BURST": "400", "SMARTCROP_GATEWAY_MAX_BODY_BYTES": "65536"}
     with open(log_path, "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "smartcrop", "serve", "gateway"], env=env, stdout=log,
@@ -280,3 +282,49 @@ def test_smartcrop_submit_takes_the_same_path_and_a_retry_publishes_nothing_twic
     assert [event.job_id for event in committed_events(settings, "jobs", job_id)] == [job_id]
     states = [event.status.value for event in committed_events(settings, "status", job_id)]
     assert states[0] == "queued" and states[-1] == "completed" and states.count("queued") == 1
+
+
+def job_status_requests(gateway, code: str) -> float:
+    for line in requests.get(f"{gateway.url}/metrics").text.splitlines():
+        if line.startswith(f'smartcrop_gateway_requests_total{{code="{code}",endpoint="job_status",error="0"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_smartcrop_status_reads_a_submitted_job_through_the_gateway_as_an_operator_as_from_the_topic(
+        gateway, settings, stack_env, storage, tmp_path):
+    job_id = f"cli-status-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps({"query": {"job_id": job_id, "source": storage.put_file(
+        f"inputs/{SMALL_CLIP}", shared_media(SMALL_CLIP)), "format": [{"output": "mp4", "aspect_ratio": "1:1"}]}}))
+    topic_env = {k: v for k, v in service_env(settings, stack_env).items()
+                 if k not in ("SMARTCROP_GATEWAY_URL", "SMARTCROP_API_KEY")}
+    submitted = subprocess.run([sys.executable, "-m", "smartcrop", "submit", str(path), "--wait", "--timeout", "300"],
+                               env=topic_env, capture_output=True, text=True, timeout=400)
+    assert submitted.returncode == 0, submitted.stderr
+    (final,) = [s for s in committed_events(settings, "status", job_id) if s.status.is_final]
+
+    deadline = time.monotonic() + 30  # the view follows the topic: the final status is there in a moment
+    while (read := requests.get(f"{gateway.url}/v1/jobs/{job_id}", headers={
+            "Authorization": f"Bearer {OPERATOR_KEY}"})).json().get("status") != "completed":
+        assert time.monotonic() < deadline, read.text
+        time.sleep(0.2)
+    assert read.status_code == 200 and read.json() == final.to_json()
+    hidden = requests.get(f"{gateway.url}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {API_KEY}"})
+    unknown = requests.get(f"{gateway.url}/v1/jobs/{job_id}-none", headers={"Authorization": f"Bearer {API_KEY}"})
+    assert hidden.status_code == unknown.status_code == 404 and hidden.json()["error"] == unknown.json()["error"] == \
+        "not_found"
+
+    def status_cli(env):
+        return subprocess.run([sys.executable, "-m", "smartcrop", "status", job_id], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    answered = job_status_requests(gateway, "200")
+    fast = status_cli({**topic_env, "SMARTCROP_GATEWAY_URL": gateway.url, "SMARTCROP_API_KEY": OPERATOR_KEY})
+    assert job_status_requests(gateway, "200") == answered + 1 and "warning" not in fast.stderr
+    fallback = status_cli(topic_env)
+    assert (fast.returncode, fast.stdout) == (fallback.returncode, fallback.stdout) == (
+        0, json.dumps(final.to_json()) + "\n")
+    refused = status_cli({**topic_env, "SMARTCROP_GATEWAY_URL": gateway.url, "SMARTCROP_API_KEY": API_KEY})
+    assert refused.returncode == 3 and json.loads(refused.stdout) == {"job_id": job_id, "status": "unknown"}
+    assert f"no job {job_id!r}" in refused.stderr and job_status_requests(gateway, "404") >= 3

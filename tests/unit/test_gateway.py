@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from smartcrop.events import ErrorInfo, JobRequested, JobState, JobStatus
 from smartcrop.gateway.app import Gateway, GatewayConfig, create_app
 from smartcrop.gateway.callbacks import CallbackDispatcher, callback_body, sign, verify
-from smartcrop.gateway.keys import Authority, RateLimiter, hash_key, parse_api_keys
+from smartcrop.gateway.keys import ApiKey, Authority, RateLimiter, hash_key, may_read_job, parse_api_keys
 from smartcrop.gateway.qencode import ApiError, TaskStatus, parse_form, qencode_state, task_tokens
 from smartcrop.gateway.tasks import Task, TaskStore
 from smartcrop.gateway.view import StatusView, supersedes
@@ -27,6 +27,9 @@ from smartcrop.runtime.storage import LocalStorage
 
 KEY = "k-" + "1" * 30
 ENTRY = f"team-a:{hash_key(KEY)}:whsec-a"
+OTHER_KEY = "k-" + "2" * 30
+OPS_KEY = "k-" + "3" * 30
+KEYS = f"{ENTRY},team-b:{hash_key(OTHER_KEY)},ops:{hash_key(OPS_KEY)}::operator"
 
 
 def status(job_id="job-1", state=JobState.RUNNING, stage="detector", percent=10.0, **extra) -> JobStatus:
@@ -48,6 +51,23 @@ def test_keys_are_kept_as_hashes_and_a_malformed_entry_is_named_without_its_secr
     (derived,) = parse_api_keys(f"team-c:{hash_key(KEY)}", secret_key="deployment")
     assert derived.webhook_secret and derived.webhook_secret != parse_api_keys(f"team-c:{hash_key(KEY)}", "x")[0]\
         .webhook_secret
+
+
+def test_an_operator_key_is_marked_by_a_fourth_field_and_nothing_else_is_taken_there():
+    team, ops, ops_signed = parse_api_keys(f"{ENTRY},ops:{hash_key(OPS_KEY)}::operator,"
+                                           f"ops-2:{hash_key(OTHER_KEY)}:whsec-o:operator", secret_key="d")
+    assert (team.operator, ops.operator, ops_signed.operator) == (False, True, True)
+    assert ops.key_hash == hash_key(OPS_KEY) and ops.webhook_secret and ops_signed.webhook_secret == "whsec-o"
+    for bad in (f"x:{hash_key(KEY)}:s:admin", f"x:{hash_key(KEY)}:s:operator:more"):
+        with pytest.raises(ValueError, match="entry 1"):
+            parse_api_keys(bad)
+
+
+def test_a_key_reads_the_jobs_it_started_and_an_operator_reads_every_job():
+    team, ops = ApiKey("team-a", "0" * 64), ApiKey("ops", "1" * 64, operator=True)
+    assert may_read_job(team, "team-a")
+    assert not may_read_job(team, "team-b") and not may_read_job(team, None)  # another's task; straight onto Kafka
+    assert may_read_job(ops, "team-b") and may_read_job(ops, None)
 
 
 def test_access_tokens_are_signed_expire_and_die_with_their_key():
@@ -281,7 +301,7 @@ class RecordingPublisher:
 @pytest.fixture
 def api(tmp_path):
     settings = replace(Settings(), secret_key="unit-secret", allowed_networks=("127.0.0.1/32",))
-    config = GatewayConfig(api_keys=ENTRY, rate_limit=0, max_body_bytes=8192, public_url="http://gw.example")
+    config = GatewayConfig(api_keys=KEYS, rate_limit=0, max_body_bytes=8192, public_url="http://gw.example")
     publisher, view = RecordingPublisher(), StatusView(settings)
     view._ready.set()  # rebuilt (there is no topic here)
     gateway = Gateway(settings, config, storage=LocalStorage(tmp_path), publisher=publisher, view=view)
@@ -360,6 +380,123 @@ def test_status_waits_for_the_view_and_health_tells_it(api):
     assert "smartcrop_gateway_requests_total" in api.get("/metrics").text
 
 
+def bearer(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_a_job_status_is_read_by_the_key_that_started_it_or_an_operator_and_is_not_found_for_others(api):
+    task_token, answer = started_task(api, {"query": {"source": "s3://minio:9000/smartcrop/in.mp4"}})
+    assert answer["error"] == 0
+    done = status(task_token, state=JobState.COMPLETED, stage="encoder", percent=100.0,
+                  outputs=("s3://minio:9000/smartcrop/jobs/x/0.mp4",),
+                  updated_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    api.view.apply(done)
+    for key in (KEY, OPS_KEY):
+        read = api.get(f"/v1/jobs/{task_token}", headers=bearer(key))
+        assert read.status_code == 200 and read.json() == done.to_json()
+    hidden = api.get(f"/v1/jobs/{task_token}", headers=bearer(OTHER_KEY))
+    unknown = api.get("/v1/jobs/no-such-job", headers=bearer(KEY))
+    assert (hidden.status_code, unknown.status_code) == (404, 404)
+    assert hidden.json() == {"error": "not_found", "message": f"no job {task_token!r}"}
+    assert unknown.json() == {"error": "not_found", "message": "no job 'no-such-job'"}
+
+
+def test_a_job_produced_straight_onto_kafka_is_read_only_by_an_operator_and_unseen_jobs_look_the_same(api):
+    before = api.get("/v1/jobs/from-kafka", headers=bearer(KEY))
+    api.view.apply(status("from-kafka"))
+    after = api.get("/v1/jobs/from-kafka", headers=bearer(KEY))
+    assert before.status_code == after.status_code == 404 and before.json() == after.json()
+    assert before.headers["content-length"] == after.headers["content-length"]
+    operator = api.get("/v1/jobs/from-kafka", headers=bearer(OPS_KEY))
+    assert operator.status_code == 200 and operator.json() == status("from-kafka").to_json() | {
+        "updated_at": operator.json()["updated_at"]}
+    assert operator.json()["status"] == "running" and operator.json()["stage"] == "detector"
+
+
+def test_a_job_status_needs_a_known_bearer_key_a_get_and_a_rebuilt_view(api):
+    api.view.apply(status("job-1"))
+    for headers in ({}, {"Authorization": f"Basic {OPS_KEY}"}, bearer("not-a-key"), bearer("")):
+        refused = api.get("/v1/jobs/job-1", headers=headers)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+        assert refused.json()["error"] == "unauthorized"
+    assert api.post("/v1/jobs/job-1", headers=bearer(OPS_KEY)).status_code == 405
+    assert api.get("/v1/jobs/a%2F..%2Fb", headers=bearer(OPS_KEY)).status_code == 404  # not a job id at all
+    api.view._ready.clear()
+    assert api.get("/v1/jobs/job-1", headers=bearer(OPS_KEY)).status_code == 503
+    text = api.get("/metrics").text
+    assert 'smartcrop_gateway_requests_total{code="401",endpoint="job_status",error="0"}' in text
+    assert 'smartcrop_gateway_requests_total{code="503",endpoint="job_status",error="1"}' in text
+
+
+def test_the_job_status_endpoint_has_its_own_rate_limit(tmp_path):
+    settings = replace(Settings(), secret_key="unit-secret")
+    view = StatusView(settings)
+    view._ready.set()
+    view.apply(status("job-1"))
+    gateway = Gateway(settings, GatewayConfig(api_keys=KEYS, rate_limit=1, rate_burst=2),
+                      storage=LocalStorage(tmp_path), publisher=RecordingPublisher(), view=view)
+    api = TestClient(create_app(gateway))
+    codes = [api.get("/v1/jobs/job-1", headers=bearer(OPS_KEY)).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+
+
+def test_smartcrop_status_reads_the_gateway_when_configured_and_the_topic_otherwise(monkeypatch, capsys):
+    from smartcrop import cli
+    from smartcrop.gateway import client
+    from smartcrop.runtime import kafka
+
+    done = status("job-1", state=JobState.COMPLETED, stage="encoder", percent=100.0)
+    failed = status("job-2", state=JobState.FAILED, error=ErrorInfo("decode_error", "bad input"))
+    known = {"job-1": done, "job-2": failed}
+    asked = []
+    monkeypatch.setattr(kafka, "latest_status", lambda settings, job_id: asked.append(("topic", job_id)) or
+                        known.get(job_id))
+    monkeypatch.setattr(client.GatewayClient, "job_status", lambda self, job_id: asked.append(
+        ("gateway", self.url, self.api_key, job_id)) or (known[job_id].to_json() if job_id in known else None))
+
+    def run(job_id):
+        code = cli.main(["status", job_id])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    monkeypatch.delenv("SMARTCROP_GATEWAY_URL", raising=False)
+    monkeypatch.setenv("SMARTCROP_API_KEY", OPS_KEY)
+    topic = [run("job-1"), run("job-2"), run("job-3")]
+    assert asked == [("topic", "job-1"), ("topic", "job-2"), ("topic", "job-3")]
+    monkeypatch.setenv("SMARTCROP_GATEWAY_URL", "http://gw.example")
+    asked.clear()
+    fast = [run("job-1"), run("job-2"), run("job-3")]
+    assert asked == [("gateway", "http://gw.example", OPS_KEY, job) for job in ("job-1", "job-2", "job-3")]
+    assert [(code, out) for code, out, _ in fast] == [(code, out) for code, out, _ in topic]
+    assert [code for code, _, _ in fast] == [0, 1, 3]
+    assert json.loads(fast[0][1]) == done.to_json()
+    assert json.loads(fast[2][1]) == {"job_id": "job-3", "status": "unknown"}
+    assert "no job 'job-3'" in fast[2][2] and "no job 'job-3'" in topic[2][2]
+
+
+def test_smartcrop_status_reads_the_topic_while_the_gateway_cannot_answer_and_stops_on_a_refused_key(
+        monkeypatch, capsys):
+    from smartcrop import cli
+    from smartcrop.gateway import client
+    from smartcrop.runtime import kafka
+
+    monkeypatch.setenv("SMARTCROP_GATEWAY_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("SMARTCROP_API_KEY", KEY)
+    monkeypatch.setattr(kafka, "latest_status", lambda settings, job_id: status(job_id))
+    assert cli.main(["status", "job-1"]) == 0  # nothing listens on port 9
+    out, err = capsys.readouterr()
+    assert json.loads(out) == status("job-1").to_json() | {"updated_at": json.loads(out)["updated_at"]}
+    assert "did not answer" in err
+
+    def refuse(self, job_id):
+        raise client.GatewayRefused("the gateway does not accept SMARTCROP_API_KEY")
+
+    monkeypatch.setattr(client.GatewayClient, "job_status", refuse)
+    assert cli.main(["status", "job-1"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "does not accept SMARTCROP_API_KEY" in err
+
+
 def test_on_start_only_recent_states_of_the_rebuilt_view_are_queued_for_callbacks(tmp_path):
     sent, _ = dispatcher(tmp_path, "http://127.0.0.1:9/h")
     old = datetime(2020, 1, 1, tzinfo=timezone.utc)
@@ -378,6 +515,7 @@ def test_the_local_stack_has_a_gateway_key_whose_hash_it_configures(tmp_path):
     assert env["SMARTCROP_GATEWAY_URL"] == "http://127.0.0.1:19999"
     (key,) = parse_api_keys(env["SMARTCROP_GATEWAY_API_KEYS"])
     assert key.name == "local" and key.key_hash == hash_key(env["SMARTCROP_API_KEY"])
+    assert key.operator  # `smartcrop status` with the stack's env reads every job through the gateway
     assert key.webhook_secret == env["SMARTCROP_WEBHOOK_SECRET"] and env["SMARTCROP_API_KEY"] not in \
         env["SMARTCROP_GATEWAY_API_KEYS"]
     assert stack.stack_env(config)["SMARTCROP_API_KEY"] == env["SMARTCROP_API_KEY"]  # stable between calls

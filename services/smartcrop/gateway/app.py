@@ -1,4 +1,5 @@
-"""The gateway's HTTP server: Qencode's endpoints, ``/metrics``, ``/healthz`` and ``/readyz`` on one port.
+"""The gateway's HTTP server: Qencode's endpoints, the job status view (``GET /v1/jobs/{job_id}``), ``/metrics``,
+``/healthz`` and ``/readyz`` on one port.
 
 Uvicorn serves; the work of a request (object store, broker) runs on the thread pool. Every request is counted by
 endpoint, HTTP status and Qencode error code, timed, and logged as one JSON line with those; a started task's line
@@ -23,7 +24,14 @@ from starlette.responses import JSONResponse, Response
 from smartcrop.events import JobStatus
 from smartcrop.gateway import metrics
 from smartcrop.gateway.callbacks import CallbackDispatcher, check_callback_url
-from smartcrop.gateway.keys import ApiKey, Authority, RateLimiter, check_task_token_format, parse_api_keys
+from smartcrop.gateway.keys import (
+    ApiKey,
+    Authority,
+    RateLimiter,
+    check_task_token_format,
+    may_read_job,
+    parse_api_keys,
+)
 from smartcrop.gateway.qencode import (
     ERROR_BAD_PAYLOAD,
     ERROR_BAD_TOKEN,
@@ -55,6 +63,15 @@ ROUTES = {"/v1/access_token": "access_token", "/v1/create_task": "create_task", 
 MAX_TOKENS = 100  # task tokens per status request
 MAX_PAYLOAD = 4096  # Qencode's payload: the caller's own data, handed back in callbacks
 TASK_STATUS = re.compile(r"^/v1/status/[0-9a-f]{1,64}$")
+JOB_STATUS = re.compile(r"^/v1/jobs/([A-Za-z0-9][A-Za-z0-9._-]{0,127})$")  # the job ids ``parse_job`` accepts
+
+
+class JobNotFound(Exception):
+    """No such job, or not one this key may read: the same answer, so a key learns nothing of others' jobs."""
+
+
+class Unauthorized(Exception):
+    """No API key, or an unknown one, on a job status request."""
 
 
 @dataclass(frozen=True)
@@ -216,6 +233,29 @@ class Gateway:
             statuses[token] = TaskStatus(token, task.job_id, status, self.status_url(token, base)).to_json()
         return {"error": 0, "statuses": statuses}
 
+    def job_status(self, job_id: str, authorization: str | None, caller: str) -> JobStatus:
+        """``GET /v1/jobs/{job_id}`` with ``Authorization: Bearer API_KEY``: the view's latest status of a job the key
+        started through the gateway, or of any job for an operator key."""
+        self.limiter.take(f"address:{caller}")
+        scheme, _, presented = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            raise Unauthorized("give the API key as 'Authorization: Bearer KEY'")
+        try:
+            key = self.authority.key_for(presented.strip())
+        except ApiError:
+            raise Unauthorized("no such API key") from None
+        self.limiter.take(f"key:{key.name}")
+        if not self.view.ready:
+            raise ApiError(ERROR_SERVER_INTERNAL, "the status view is being rebuilt; retry shortly", http_status=503)
+        status = self.view.get(job_id)
+        if status is None:  # looked up first: a task's record is written before its job's first status
+            raise JobNotFound(job_id)
+        if not key.operator:
+            task = self.tasks.by_job(job_id)
+            if not may_read_job(key, task.key_name if task else None):
+                raise JobNotFound(job_id)
+        return status
+
     def ready(self) -> bool:
         checked_at, ok = self._ready_cache
         if time.monotonic() - checked_at < 5:
@@ -243,9 +283,27 @@ def create_app(gateway: Gateway):
             chunks.append(chunk)
         return b"".join(chunks)
 
+    async def job_status(request: Request, job_id: str, caller: str) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return JSONResponse({"error": "method_not_allowed", "message": "use GET"}, status_code=405,
+                                headers={"Allow": "GET"})
+        try:
+            status = await run_in_threadpool(gateway.job_status, job_id, request.headers.get("authorization"), caller)
+        except Unauthorized as exc:
+            return JSONResponse({"error": "unauthorized", "message": str(exc)}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        except JobNotFound:
+            return JSONResponse({"error": "not_found", "message": f"no job {job_id!r}"}, status_code=404)
+        except ApiError as exc:  # over the rate limit, or the view still rebuilding
+            if exc.http_status == 200:
+                exc.http_status = 429
+            raise
+        return JSONResponse(status.to_json())
+
     async def handle(request: Request) -> Response:
         path = re.sub(r"/+", "/", request.url.path).rstrip("/") or "/"
-        endpoint = ROUTES.get(path) or ("task_status" if TASK_STATUS.match(path) else "other")
+        job = JOB_STATUS.match(path)
+        endpoint = ROUTES.get(path) or ("task_status" if TASK_STATUS.match(path) else "job_status" if job else "other")
         started, error = time.monotonic(), 0
         caller = request.client.host if request.client else "unknown"
         base = gateway.config.public_url or str(request.base_url).rstrip("/")
@@ -263,6 +321,8 @@ def create_app(gateway: Gateway):
                                             status_code=200 if ok else 503)
             elif endpoint == "other":
                 response = JSONResponse({"error": 1, "message": "no such endpoint"}, status_code=404)
+            elif endpoint == "job_status":
+                response = await job_status(request, job.group(1), caller)
             elif request.method != "POST":
                 response = JSONResponse({"error": 1, "message": "use POST"}, status_code=405,
                                         headers={"Allow": "POST"})

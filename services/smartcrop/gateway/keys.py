@@ -1,9 +1,10 @@
 """API keys, access tokens, task tokens and per-key rate limits.
 
 ``SMARTCROP_GATEWAY_API_KEYS`` (a Kubernetes Secret in a deployment) lists the keys, comma- or newline-separated, as
-``name:sha256-of-the-key[:webhook-secret]``: only the hash is kept, and a presented key is hashed and compared in
-constant time. The webhook secret signs the callbacks sent for that key's tasks (when left out, one is derived from
-``SMARTCROP_SECRET_KEY`` and the name; ``smartcrop gateway-key`` prints it).
+``name:sha256-of-the-key[:webhook-secret[:operator]]``: only the hash is kept, and a presented key is hashed and
+compared in constant time. The webhook secret signs the callbacks sent for that key's tasks (when left empty, one is
+derived from ``SMARTCROP_SECRET_KEY`` and the name; ``smartcrop gateway-key`` prints it). The ``operator`` scope lets
+a key read the status of every job (``GET /v1/jobs/{job_id}``), not only of the tasks it started.
 
 Access and task tokens are signed rather than stored, so any replica accepts what another issued:
 ``name.expiry.signature`` and 32 hex digits (16 random, 16 of a signature binding them to the key's name).
@@ -32,6 +33,7 @@ from smartcrop.gateway.qencode import (
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _TASK_TOKEN = re.compile(r"^[0-9a-f]{32}$")
+OPERATOR = "operator"
 
 
 def hash_key(api_key: str) -> str:
@@ -47,19 +49,28 @@ class ApiKey:
     name: str
     key_hash: str
     webhook_secret: str = ""
+    operator: bool = False  # reads the status of any job, also of jobs produced straight onto Kafka
+
+
+def may_read_job(key: ApiKey, owner: str | None) -> bool:
+    """Whether ``key`` may read a job's status; ``owner`` names the key whose task started the job (None: the job
+    did not come through the gateway). Whoever may not read a job is told it does not exist."""
+    return key.operator or (owner is not None and hmac.compare_digest(owner, key.name))
 
 
 def parse_api_keys(text: str, secret_key: str = "") -> tuple[ApiKey, ...]:
-    """Entries ``name:sha256hex[:webhook-secret]``; raises ValueError naming a malformed entry (never its secret)."""
+    """Entries ``name:sha256hex[:webhook-secret[:operator]]``; raises ValueError naming a malformed entry (never its
+    secret)."""
     keys = []
     for number, entry in enumerate(filter(None, (e.strip() for e in re.split(r"[,\n]", text or ""))), 1):
-        name, _, rest = entry.partition(":")
-        key_hash, _, webhook = rest.partition(":")
+        fields = entry.split(":")
+        name, key_hash, webhook, scope = (fields + ["", "", ""])[:4]
         key_hash = key_hash.lower()
-        if not _NAME.match(name) or not _HEX64.match(key_hash):
-            raise ValueError(f"SMARTCROP_GATEWAY_API_KEYS entry {number}: expected name:sha256hex[:webhook-secret] "
-                             f"(name of letters, digits, '_' or '-'; the key's SHA-256 as 64 hex digits)")
-        keys.append(ApiKey(name, key_hash, webhook or derived_webhook_secret(secret_key, name)))
+        if len(fields) > 4 or not _NAME.match(name) or not _HEX64.match(key_hash) or scope not in ("", OPERATOR):
+            raise ValueError(f"SMARTCROP_GATEWAY_API_KEYS entry {number}: expected name:sha256hex[:webhook-secret"
+                             f"[:{OPERATOR}]] (name of letters, digits, '_' or '-'; the key's SHA-256 as 64 hex "
+                             f"digits; a webhook secret without ':')")
+        keys.append(ApiKey(name, key_hash, webhook or derived_webhook_secret(secret_key, name), scope == OPERATOR))
     names = [k.name for k in keys]
     if len(set(names)) != len(names):
         raise ValueError("SMARTCROP_GATEWAY_API_KEYS: a key name appears twice")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-ENDPOINTS = ("access_token", "create_task", "start_encode2", "status", "task_status", "healthz", "readyz",
-             "metrics", "other")
+ENDPOINTS = ("access_token", "create_task", "start_encode2", "status", "task_status", "job_status", "healthz",
+             "readyz", "metrics", "other")
 
 REQUESTS = Counter("smartcrop_gateway_requests_total", "HTTP requests, by endpoint, HTTP status and Qencode error",
                    ["endpoint", "code", "error"])
@@ -20,7 +20,7 @@ VIEW_READY = Gauge("smartcrop_gateway_view_ready", "1 once the status view was r
 def initialise() -> None:
     for endpoint in ENDPOINTS:
         LATENCY.labels(endpoint)
-    for endpoint in ("access_token", "create_task", "start_encode2", "status", "task_status"):
+    for endpoint in ("access_token", "create_task", "start_encode2", "status", "task_status", "job_status"):
         REQUESTS.labels(endpoint, "200", "0")
         REQUESTS.labels(endpoint, "503", "0")  # the 5xx panel and alert read 0, not "no data", until one happens
     for outcome in ("delivered", "failed", "refused", "blocked", "duplicate", "unsigned", "error"):

@@ -129,7 +129,7 @@ def local_api_key(secret_key: str) -> str:
 
 
 def stack_env(config: StackConfig | None = None) -> dict[str, str]:
-    from smartcrop.gateway.keys import derived_webhook_secret, hash_key
+    from smartcrop.gateway.keys import OPERATOR, derived_webhook_secret, hash_key
 
     config = config or StackConfig.from_env()
     creds = stack_credentials(config, create=True)
@@ -143,7 +143,8 @@ def stack_env(config: StackConfig | None = None) -> dict[str, str]:
             "SMARTCROP_GATEWAY_URL": f"http://127.0.0.1:{config.gateway_port}",
             "SMARTCROP_API_KEY": api_key,
             "SMARTCROP_WEBHOOK_SECRET": webhook_secret,
-            "SMARTCROP_GATEWAY_API_KEYS": f"{LOCAL_KEY_NAME}:{hash_key(api_key)}:{webhook_secret}"}
+            # the local key is the stack's operator: `smartcrop status` reads every job through the gateway
+            "SMARTCROP_GATEWAY_API_KEYS": f"{LOCAL_KEY_NAME}:{hash_key(api_key)}:{webhook_secret}:{OPERATOR}"}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
