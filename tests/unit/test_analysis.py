@@ -115,6 +115,36 @@ def test_a_still_shot_without_people_or_with_people_walking_keeps_the_full_rate(
     assert np.allclose(np.diff(analysed_times(clip, Walker())), 0.2)
 
 
+def test_the_gap_between_samples_lets_people_move_a_fifth_of_their_height():
+    from smartcrop.detector.analysis import sample_gap
+
+    step = 0.2  # 5 samples a second
+    assert sample_gap(float("inf"), step) == step, "nobody to compare: the full rate"
+    assert sample_gap(2.0, step) == step, "fast: never above the analysis rate"
+    assert sample_gap(0.8, step) == 0.25
+    assert sample_gap(0.5, step) == 0.4
+    assert sample_gap(0.0, step) == 0.4, "still: never below half the analysis rate"
+
+
+def test_a_crowd_walking_slowly_through_a_still_shot_is_sampled_at_half_the_rate(tmp_path):
+    still = np.random.default_rng(0).integers(0, 255, (180, 320, 3), dtype=np.uint8)
+    clip = synthetic_clip(tmp_path / "still.mp4", 3.0, lambda i: still)
+
+    class Stroller:
+        """One person moving 14 px (0.1 box height) between samples: 0.5 heights a second at the full rate."""
+        def __init__(self):
+            self.calls = 0
+
+        def __call__(self, images):
+            found = []
+            for _ in images:
+                found += person_at(10 + 14 * self.calls)([None])
+                self.calls += 1
+            return found
+    times = analysed_times(clip, Stroller())
+    assert np.allclose(np.diff(times[times > 1.0]), 0.4)
+
+
 def test_a_moving_shot_is_sampled_at_the_full_rate(tmp_path):
     texture = np.random.default_rng(1).integers(0, 255, (180, 640, 3), dtype=np.uint8)
     times = analysed_times(synthetic_clip(tmp_path / "pan.mp4", 2.0, lambda i: texture[:, 4 * i:4 * i + 320]))

@@ -37,14 +37,16 @@ class FacePolicy(str, Enum):
     ALL = "all"
 
 
-# The detector's rate follows the picture: a shot that barely changes, with people in it who stay put, is sampled at
-# half the analysis rate, and the first frame after a likely cut is always sampled. Change is the shot detector's
+# The detector's rate follows the picture: a shot that barely changes is sampled as slowly as its people move, down
+# to half the analysis rate, and the first frame after a likely cut is always sampled. Change is the shot detector's
 # per-frame score summed since the last sample; static talking heads and interviews collect 0.1-0.2 a second, moving
 # shots 0.3-1.4. Small people walking through a still wide shot change little of the picture, so the people's own
-# motion (from the latest detections, a batch behind) is checked too; a shot where nobody was found keeps looking.
+# speed (from the latest detections, a batch behind) sets the gap between samples: long enough for them to move
+# ``PEOPLE_MOVE`` of their height, which a tracker's motion model bridges (people walking in a crowd move 0.3-0.8
+# heights a second); a shot where nobody was found keeps looking at the full rate.
 CHANGE_PER_SAMPLE = 0.06  # change since the last sample that calls for the next one at the full rate
 SLOWEST = 0.5  # the lowest rate, as a share of the analysis rate
-STILL_PEOPLE = 0.2  # box heights per second under which the people found count as staying put
+PEOPLE_MOVE = 0.2  # box heights the people found may move between two samples of a shot that barely changes
 CUT_SCORE = 0.25  # a frame change this large is likely a cut (real cuts score 0.3-0.85, motion rarely 0.2)
 VOICE_STEP = 0.04  # seconds between the points the voice activity is read at, before the frames are known
 FACE_PATIENCE = 2.0  # seconds of face reads without a readable face (or a cut) before the reads thin out
@@ -61,7 +63,7 @@ class _Seen:
     result)."""
 
     people: int = 0
-    people_still: bool = False
+    people_speed: float = float("inf")  # median box heights per second, infinite when unknown
     person_boxes: np.ndarray | None = None
     person_t: float = 0.0
     last_mouth: int = -2  # number of the last mouth sample whose faces were read
@@ -109,14 +111,14 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
     analysed: list[bool] = []
     chunk: list[_Sample] = []
     pending: deque[Future] = deque()
-    results: list[tuple[list[_Sample], list, list, list, bool]] = []
-    next_t = next_mouth_t = latest_t = 0.0
+    results: list[tuple[list[_Sample], list, list, list, float]] = []
+    next_t = next_mouth_t = taken_t = 0.0
     changed, cut_ahead = 0.0, True  # the first frame is sampled
     cut_since_sample = False
     expected = max(1, media.frame_count)
     mouths = MouthReader()
     seen = _Seen()
-    people_still = False  # as of the newest collected batch
+    people_gap = step  # seconds the people allow between samples, as of the newest collected batch
 
     def infer(samples: list[_Sample]):
         """Runs on the inference thread, one chunk after another in time order."""
@@ -127,7 +129,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
             if objects is not None:
                 people = objects.xyxy[(objects.cls == PERSON) & (objects.score >= PERSON_SCORE)]
                 seen.people = len(people)
-                seen.people_still = _people_speed(seen.person_boxes, people, sample.t - seen.person_t) < STILL_PEOPLE
+                seen.people_speed = _people_speed(seen.person_boxes, people, sample.t - seen.person_t)
                 seen.person_boxes, seen.person_t = people, sample.t
             if sample.after_cut:
                 seen.readable_t = sample.t
@@ -151,14 +153,14 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
             detections.append(objects)
             face_sets.append(face_set)
             sample.image = None  # results are kept to the end of the clip; images are not
-        return samples, detections, face_sets, sharp, seen.people_still
+        return samples, detections, face_sets, sharp, seen.people_speed
 
     def submit(samples: list[_Sample]) -> None:
-        nonlocal people_still
+        nonlocal people_gap
         pending.append(pool.submit(infer, samples))
         while len(pending) > MAX_CHUNKS_IN_FLIGHT:
             results.append(pending.popleft().result())
-            people_still = results[-1][-1]
+            people_gap = sample_gap(results[-1][-1], step)
 
     mouth_index = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference") as pool, \
@@ -179,15 +181,15 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
             if mouth:
                 next_mouth_t = max(next_mouth_t + mouth_step, item.t + mouth_step / 2)
             due = item.t + 1e-6 >= next_t and (
-                not adapt_rate or changed >= CHANGE_PER_SAMPLE or item.t + 1e-6 >= latest_t
-                or not people_still)
+                not adapt_rate or changed >= CHANGE_PER_SAMPLE or people_gap <= step
+                or item.t + 1e-6 >= taken_t + people_gap)
             take = due or (adapt_rate and cut_ahead) or not step
             mouth = mouth or (take and bool(mouth_step))
             times.append(item.t)
             analysed.append(take)
             if take:
                 next_t = max(next_t + step, item.t + step / 2) if step else item.t
-                latest_t = item.t + step / SLOWEST
+                taken_t = item.t
                 changed, cut_ahead = 0.0, False
                 if sum(s.analysed for s in chunk) >= batch_size:
                     submit(chunk)
@@ -272,6 +274,14 @@ class _Speech:
         if self._near is None:
             return self.without_audio
         return bool(self._near[min(len(self._near) - 1, max(0, int(round(t / VOICE_STEP))))])
+
+
+def sample_gap(people_speed: float, step: float) -> float:
+    """Seconds between detector samples of a shot that barely changes: as long as lets its people move
+    ``PEOPLE_MOVE`` of their height, between ``step`` (the analysis rate) and ``step / SLOWEST``."""
+    if not people_speed < float("inf"):
+        return step
+    return float(np.clip(PEOPLE_MOVE / max(people_speed, 1e-9), step, step / SLOWEST))
 
 
 def _people_speed(before: np.ndarray | None, now: np.ndarray, seconds: float) -> float:
