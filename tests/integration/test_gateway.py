@@ -328,3 +328,33 @@ def test_smartcrop_status_reads_a_submitted_job_through_the_gateway_as_an_operat
     refused = status_cli({**topic_env, "SMARTCROP_GATEWAY_URL": gateway.url, "SMARTCROP_API_KEY": API_KEY})
     assert refused.returncode == 3 and json.loads(refused.stdout) == {"job_id": job_id, "status": "unknown"}
     assert f"no job {job_id!r}" in refused.stderr and job_status_requests(gateway, "404") >= 3
+
+
+def test_the_official_client_gets_hls_and_dash_outputs_with_their_playlists_and_segments(gateway, settings,
+                                                                                         storage):
+    import re
+
+    source = storage.put_file(f"inputs/{SMALL_CLIP}", shared_media(SMALL_CLIP))
+    task = new_client(API_KEY, api_url=gateway.url).create_task()
+    task.custom_start(json.dumps({"query": {"source": source, "format": [
+        {"output": "advanced_hls", "aspect_ratio": "9:16", "smart_crop": 1},
+        {"output": "advanced_dash", "aspect_ratio": "1:1", "smart_crop": 1}]}}))
+    assert task.error is None, task.message
+    final = poll_until_done(task)[-1]
+    assert final["status"] == "completed" and final["error"] == 0, final
+    hls, dash = final["videos"]
+    assert (hls["storage"]["format"], dash["storage"]["format"]) == ("hls", "dash")
+    assert hls["url"].endswith("/master.m3u8") and dash["url"].endswith("/manifest.mpd")
+
+    client = s3_client(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key)
+    texts = {}
+    for video, segment in ((hls, ".ts"), (dash, ".m4s")):
+        location = S3Location.parse(video["url"])
+        folder = location.key.rsplit("/", 1)[0] + "/"
+        names = [o.object_name for o in client.list_objects(location.bucket, prefix=folder, recursive=True)]
+        assert sum(name.endswith(segment) for name in names) >= 2, names
+        texts[segment] = client.get_object(location.bucket, location.key).read().decode()
+    source_height = probe(shared_media(SMALL_CLIP)).display_height
+    width, height = map(int, re.search(r"RESOLUTION=(\d+)x(\d+)", texts[".ts"]).groups())
+    assert height == source_height and abs(width - height * 9 / 16) <= 2
+    assert f'width="{source_height}" height="{source_height}"' in texts[".m4s"]
