@@ -358,3 +358,35 @@ def test_the_official_client_gets_hls_and_dash_outputs_with_their_playlists_and_
     width, height = map(int, re.search(r"RESOLUTION=(\d+)x(\d+)", texts[".ts"]).groups())
     assert height == source_height and abs(width - height * 9 / 16) <= 2
     assert f'width="{source_height}" height="{source_height}"' in texts[".m4s"]
+
+
+def lifecycle_rules(client, bucket: str) -> dict[str, tuple[str, int]]:
+    config = client.get_bucket_lifecycle(bucket)
+    return {rule.rule_id: (rule.rule_filter.prefix, rule.expiration.days) for rule in (config.rules if config else [])}
+
+
+def test_the_gateway_records_expire_by_a_bucket_lifecycle_rule_that_keeps_the_operators_own(gateway, settings):
+    from minio.commonconfig import ENABLED, Filter
+    from minio.lifecycleconfig import Expiration, LifecycleConfig, Rule
+
+    from smartcrop.runtime.storage import S3Storage
+
+    client = s3_client(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key)
+    assert lifecycle_rules(client, settings.s3_bucket)["smartcrop-expire-gateway"] == ("gateway/", 30)
+
+    bucket = f"lifecycle-{uuid.uuid4().hex[:8]}"
+    store = S3Storage(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, bucket)
+    store.ensure_bucket()
+    client.set_bucket_lifecycle(bucket, LifecycleConfig([Rule(ENABLED, rule_filter=Filter(prefix="scratch/"),
+                                                              rule_id="operators-own",
+                                                              expiration=Expiration(days=2))]))
+    store.expire("gateway/", 7)
+    store.expire("gateway/", 9)  # a changed retention replaces the rule, never adds a second
+    assert lifecycle_rules(client, bucket) == {"operators-own": ("scratch/", 2),
+                                               "smartcrop-expire-gateway": ("gateway/", 9)}
+    store.expire("gateway/", 0)
+    assert lifecycle_rules(client, bucket) == {"operators-own": ("scratch/", 2)}
+    client.delete_bucket_lifecycle(bucket)
+    store.expire("gateway/", 0)  # nothing to remove: no error, still nothing
+    assert lifecycle_rules(client, bucket) == {}
+    client.remove_bucket(bucket)

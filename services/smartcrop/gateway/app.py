@@ -45,7 +45,7 @@ from smartcrop.gateway.qencode import (
     required,
     task_tokens,
 )
-from smartcrop.gateway.tasks import Task, TaskStore
+from smartcrop.gateway.tasks import GATEWAY_PREFIX, Task, TaskStore
 from smartcrop.gateway.view import StatusView
 from smartcrop.idempotency import JobIdConflict
 from smartcrop.job import JobError, parse_job
@@ -87,6 +87,7 @@ class GatewayConfig:
     max_body_bytes: int = 1 << 20
     callback_attempts: int = 8
     callback_max_age: float = 24 * 3600  # on a restart, callbacks still go out for states this recent
+    retention_days: int = 30  # task records and callback claims under gateway/ expire this long after (0: kept)
 
     @classmethod
     def from_env(cls) -> "GatewayConfig":
@@ -99,7 +100,8 @@ class GatewayConfig:
                    rate_burst=_env_float("SMARTCROP_GATEWAY_RATE_BURST", cls.rate_burst),
                    max_body_bytes=_env_int("SMARTCROP_GATEWAY_MAX_BODY_BYTES", cls.max_body_bytes),
                    callback_attempts=max(1, _env_int("SMARTCROP_GATEWAY_CALLBACK_ATTEMPTS", cls.callback_attempts)),
-                   callback_max_age=_env_float("SMARTCROP_GATEWAY_CALLBACK_MAX_AGE", cls.callback_max_age))
+                   callback_max_age=_env_float("SMARTCROP_GATEWAY_CALLBACK_MAX_AGE", cls.callback_max_age),
+                   retention_days=max(0, _env_int("SMARTCROP_GATEWAY_RETENTION_DAYS", cls.retention_days)))
 
 
 def signing_key(config: GatewayConfig, settings: Settings) -> bytes:
@@ -141,6 +143,8 @@ class Gateway:
         for attempt in range(1000):  # object storage may come up after us (Compose, a cluster starting)
             try:
                 self.storage.ensure_bucket()
+                if isinstance(self.storage, S3Storage):  # a store handed in (tests) keeps its own lifecycle
+                    self.storage.expire(GATEWAY_PREFIX, self.config.retention_days)
                 break
             except StorageError as exc:
                 log.warning("object storage not reachable (%s); retrying", exc)

@@ -31,7 +31,7 @@ from urllib.parse import urlencode, urlsplit
 from smartcrop.events import JobStatus
 from smartcrop.gateway import metrics
 from smartcrop.gateway.qencode import TaskStatus, qencode_state
-from smartcrop.gateway.tasks import Task, TaskStore
+from smartcrop.gateway.tasks import GATEWAY_PREFIX, Task, TaskStore
 from smartcrop.job import JobError
 from smartcrop.runtime.netpolicy import NetworkPolicy, guarded_pool_manager
 from smartcrop.runtime.retry import backoff
@@ -135,7 +135,7 @@ class CallbackDispatcher:
             return "unsigned"
         state = qencode_state(status)
         claim = json.dumps({"job_id": job_id, "state": state, "at": time.time()}).encode()
-        if not self.storage.create_once(f"gateway/callbacks/{job_id}/{state}.json", claim, "application/json"):
+        if not self.storage.create_once(f"{GATEWAY_PREFIX}callbacks/{job_id}/{state}.json", claim, "application/json"):
             metrics.CALLBACKS.labels("duplicate").inc()
             return "duplicate"
         outcome = self._send(task, status, state)

@@ -23,12 +23,15 @@ class Task:
     payload: str | None = None
 
 
+GATEWAY_PREFIX = "gateway/"  # everything the gateway keeps, under one lifecycle rule
+
+
 def task_key(task_token: str) -> str:
-    return f"gateway/tasks/{task_token}.json"
+    return f"{GATEWAY_PREFIX}tasks/{task_token}.json"
 
 
 def job_key(job_id: str) -> str:
-    return f"gateway/jobs/{job_id}.json"
+    return f"{GATEWAY_PREFIX}jobs/{job_id}.json"
 
 
 class TaskStore:

@@ -234,6 +234,24 @@ class S3Storage:
             if not self.client.bucket_exists(self.bucket):
                 self.client.make_bucket(self.bucket)
 
+    def expire(self, prefix: str, days: int) -> None:
+        """Keep a bucket lifecycle rule that deletes objects under ``prefix`` ``days`` after they were written (none
+        when ``days`` is 0); rules under other ids, an operator's own, are kept as they are."""
+        from minio.commonconfig import ENABLED, Filter
+        from minio.lifecycleconfig import Expiration, LifecycleConfig, Rule
+
+        rule_id = f"smartcrop-expire-{prefix.strip('/').replace('/', '-')}"
+        with _wrap_s3_errors("set the lifecycle of", self.bucket):
+            current = self.client.get_bucket_lifecycle(self.bucket)
+            rules = [rule for rule in (current.rules if current else []) if rule.rule_id != rule_id]
+            if days > 0:
+                rules.append(Rule(ENABLED, rule_filter=Filter(prefix=prefix), rule_id=rule_id,
+                                  expiration=Expiration(days=days)))
+            if rules:
+                self.client.set_bucket_lifecycle(self.bucket, LifecycleConfig(rules))
+            elif current is not None:
+                self.client.delete_bucket_lifecycle(self.bucket)
+
     def ping(self) -> bool:
         try:
             with _wrap_s3_errors("check bucket", self.bucket):
