@@ -76,6 +76,18 @@ def person_at(x: float):
     return detect
 
 
+def walking(pixels_per_sample: float):
+    """A detector that finds one person who moves ``pixels_per_sample`` between the images it is shown."""
+    shown = 0
+
+    def detect(images):
+        nonlocal shown
+        found = [person_at(10 + pixels_per_sample * (shown + i))([None])[0] for i in range(len(images))]
+        shown += len(images)
+        return found
+    return detect
+
+
 def analysed_times(path, detector=None) -> np.ndarray:
     from smartcrop.detector.analysis import analyse
     from smartcrop.media.probe import probe
@@ -101,18 +113,8 @@ def test_a_still_shot_without_people_or_with_people_walking_keeps_the_full_rate(
     clip = synthetic_clip(tmp_path / "still.mp4", 3.0, lambda i: still)
     assert np.allclose(np.diff(analysed_times(clip, no_objects)), 0.2), "nobody found yet: keep looking"
 
-    class Walker:
-        """One person crossing the frame at 1.5 box heights a second, whatever the picture does."""
-        def __init__(self):
-            self.calls = 0
-
-        def __call__(self, images):
-            found = []
-            for _ in images:
-                found += person_at(10 + 42 * self.calls)([None])
-                self.calls += 1
-            return found
-    assert np.allclose(np.diff(analysed_times(clip, Walker())), 0.2)
+    # 42 px (0.3 box height) between samples at 5 a second: 1.5 heights a second
+    assert np.allclose(np.diff(analysed_times(clip, walking(42))), 0.2)
 
 
 def test_the_gap_between_samples_lets_people_move_a_fifth_of_their_height():
@@ -130,18 +132,7 @@ def test_a_crowd_walking_slowly_through_a_still_shot_is_sampled_at_half_the_rate
     still = np.random.default_rng(0).integers(0, 255, (180, 320, 3), dtype=np.uint8)
     clip = synthetic_clip(tmp_path / "still.mp4", 3.0, lambda i: still)
 
-    class Stroller:
-        """One person moving 14 px (0.1 box height) between samples: 0.5 heights a second at the full rate."""
-        def __init__(self):
-            self.calls = 0
-
-        def __call__(self, images):
-            found = []
-            for _ in images:
-                found += person_at(10 + 14 * self.calls)([None])
-                self.calls += 1
-            return found
-    times = analysed_times(clip, Stroller())
+    times = analysed_times(clip, walking(14))  # 0.1 box height a sample: 0.5 heights a second at the full rate
     assert np.allclose(np.diff(times[times > 1.0]), 0.4)
 
 
