@@ -279,7 +279,7 @@ class _Speech:
 def sample_gap(people_speed: float, step: float) -> float:
     """Seconds between detector samples of a shot that barely changes: as long as lets its people move
     ``PEOPLE_MOVE`` of their height, between ``step`` (the analysis rate) and ``step / SLOWEST``."""
-    if not people_speed < float("inf"):
+    if not np.isfinite(people_speed):
         return step
     return float(np.clip(PEOPLE_MOVE / max(people_speed, 1e-9), step, step / SLOWEST))
 
