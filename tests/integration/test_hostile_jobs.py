@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import replace
 
@@ -107,7 +108,8 @@ def read_topic(settings, name: str) -> list:
         assigned = [TopicPartition(topic, p, 0) for p in partitions]
         consumer.assign(assigned)
         messages = []
-        for _ in range(600):
+        deadline = time.monotonic() + 120  # a deadline, not a count of polls: a topic may hold thousands of events
+        while time.monotonic() < deadline:
             message = consumer.poll(0.2)
             if message is not None and not message.error():
                 messages.append(message)
