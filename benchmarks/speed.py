@@ -370,8 +370,13 @@ def warm_table(result: SpeedResult) -> str:
         errors = [r["error"] for r in run_.get("smartcrop", []) + run_.get("baseline", []) if r.get("error")]
         if run_.get("error"):
             errors.append(run_["error"])
+        in_turn = _ok_seconds(run_.get("in_turn", []))
+        frames = run_.get("frames") or 0
+        ahead = _mean([r.get("ahead_frames", 0) / frames for r in ok]) if frames and ok else float("nan")
         rows.append([groups.get(run_["clip"], ""), run_["clip"] + (f" (failed: {errors[0]})" if errors else ""),
                      run_.get("size", ""), num(duration, 1), _mean_sd(a), _mean_sd(b), num(_ratio(a, b), 2),
+                     _mean_sd(in_turn) if in_turn else "–", num(_ratio(in_turn, b), 2) if in_turn else "–",
+                     f"{ahead:.0%}" if ahead == ahead else "–",
                      stage("detector"), stage("tracker"), stage("planner"), stage("encoder"),
                      num(_mean(a) / duration, 3),
                      num(max((r["max_rss_mb"] for r in ok), default=float("nan")), 0),
@@ -379,8 +384,9 @@ def warm_table(result: SpeedResult) -> str:
                              default=float("nan")), 0),
                      f"{len(a)}/{len(run_.get('smartcrop', []))}"])
     return table(["set", "clip", "size", "duration s", "`run_job` s", "centre-crop transcode s", "ratio",
+                  "stages in turn s", "ratio in turn", "frames rendered ahead",
                   "detector s", "tracker s", "planner s", "encoder s", "s per s of video",
-                  "process peak RSS MB during `run_job`", "during centre crop", "runs"], rows, "ll" + "r" * 13)
+                  "process peak RSS MB during `run_job`", "during centre crop", "runs"], rows, "ll" + "r" * 16)
 
 
 def length_table(result: SpeedResult) -> str:
@@ -415,7 +421,10 @@ def report(result: SpeedResult) -> str:
         "",
         "**Warm: models loaded once, as in a service** (one process, `benchmarks/speed_worker.py`: after the model "
         "loads and one discarded `run_job`, `smartcrop.pipeline.run_job` with the default job alternates with the "
-        "same centre-crop transcode called in process; stage columns are `PipelineResult.seconds`, means; peak RSS per "
+        "same centre-crop transcode called in process and with the same job with its stages strictly in turn "
+        "(`render_ahead` off: no encoding during the analysis, as the services run it); *frames rendered ahead* = "
+        "share of the clip planned and encoded while the analysis ran; stage columns are `PipelineResult.seconds` "
+        "(with rendering ahead the detector column includes the encode that ran beside it), means; peak RSS per "
         "run: the process high-water mark reset before it, so it includes the resident models; the whole process "
         "peaked at "
         f"{num(warm.get('max_rss_mb', float('nan')), 0)} MB):",

@@ -19,6 +19,7 @@ import resource
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -82,6 +83,8 @@ def smartcrop_once(clip: Path, settings) -> dict:
     job = job_from_options(str(clip))  # the defaults: 9:16, adaptive, responsive, veryfast
     result, run = measured(lambda: run_job(job, settings=settings))
     run["stages"] = dict(result.seconds)
+    if result.ahead is not None:  # how much of the clip was planned, and rendered, while the analysis ran
+        run["ahead_frames"] = result.ahead.frames if result.ahead.reused else 0
     if result.status.error is not None:
         run["error"] = f"[{result.status.error.code}] {result.status.error.message}"
     return run
@@ -108,7 +111,7 @@ def measure(clips: list[Path], *, reps: int = 3, once_over: float = 90.0) -> dic
         out["load"][f"first `run_job` in the process ({clips[0].name}, not counted)"] = first["seconds"]
     with tempfile.TemporaryDirectory(prefix="bench-warm-") as tmp:
         for clip in clips:
-            run: dict = {"clip": clip.name, "smartcrop": [], "baseline": []}
+            run: dict = {"clip": clip.name, "smartcrop": [], "in_turn": [], "baseline": []}
             try:
                 media = probe(clip)
                 run.update(duration=media.duration, frames=media.frame_count,
@@ -116,6 +119,9 @@ def measure(clips: list[Path], *, reps: int = 3, once_over: float = 90.0) -> dic
                 for _ in range(1 if media.duration > once_over else reps):
                     run["smartcrop"].append(smartcrop_once(clip, settings))
                     run["baseline"].append(baseline_once(clip, Path(tmp) / "baseline.mp4"))
+                    # the same job with the stages strictly in turn (no render during the analysis), as the
+                    # services run it
+                    run["in_turn"].append(smartcrop_once(clip, replace(settings, render_ahead=False)))
             except Exception as exc:  # noqa: BLE001
                 run["error"] = f"{type(exc).__name__}: {exc}"
             out["runs"].append(run)

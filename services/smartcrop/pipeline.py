@@ -5,6 +5,7 @@ Events still go through the Avro serializer, so the embedded run exercises the s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
@@ -43,6 +44,7 @@ class PipelineResult:
     paths: dict[int, CropPath] = field(default_factory=dict)  # the crop path of each format
     events: list[Event] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
+    ahead: object | None = None  # smartcrop.overlap.AheadStats: what was rendered during the analysis
 
 
 class InMemoryBus:
@@ -76,15 +78,23 @@ def run_job(job: JobSpec, *, settings: Settings | None = None, work_dir: Path | 
     table = stages()
     order = [table[name] for name in STAGE_NAMES]
     result = PipelineResult(status=JobStatus(job.job_id, JobState.QUEUED, "submit", 0.0))
-    with tempfile.TemporaryDirectory(prefix="smartcrop-run-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="smartcrop-run-") as scratch, contextlib.ExitStack() as cleanup:
         storage = LocalStorage(Path(work_dir or scratch))
+        ahead = None
+        if settings.render_ahead:  # the first format renders shot by shot while the analysis goes on
+            from smartcrop.overlap import ShotRenderer
+
+            (Path(scratch) / "ahead").mkdir()
+            ahead = ShotRenderer(settings.analysis_fps, Path(scratch) / "ahead")
+            cleanup.callback(ahead.close)
+            result.ahead = ahead.stats
         bus.publish(JobRequested.TOPIC, JobRequested(job=job))
         while True:
             stage, event = _next(bus, order)
             if stage is None:
                 break
             ctx = StageContext(settings=settings, storage=storage, secrets=box,
-                               progress=_reporter(stage, progress))
+                               progress=_reporter(stage, progress), ahead=ahead)
             started = time.perf_counter()
             try:
                 outputs = stage.handler(event, ctx)

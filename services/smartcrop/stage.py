@@ -8,15 +8,39 @@ job cannot succeed. It knows nothing of Kafka, MinIO or threads.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from smartcrop.errors import ErrorCode, SmartcropError
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.secrets import SecretBox
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from smartcrop.framedata import FrameData
+    from smartcrop.job import JobSpec
+    from smartcrop.media.probe import MediaInfo
+
 
 class JobCancelled(SmartcropError):
     code = ErrorCode.CANCELLED
+
+
+class RenderAhead(Protocol):
+    """A runner's offer to render shots while later ones are still analysed (the embedded run's
+    ``smartcrop.overlap.ShotRenderer``); the Kafka runner has none, its encoder is another process."""
+
+    def begin(self, job: "JobSpec", media: "MediaInfo", source: Path) -> None:
+        """The analysis of ``source`` starts."""
+
+    def closed(self, start: int, detections: "FrameData") -> None:
+        """The detections of the finished shots from frame ``start`` on (see ``analyse(on_closed=...)``)."""
+
+    def rendered(self, format_index: int, windows: "np.ndarray",
+                 progress: Callable[[float], None]) -> tuple[Path, list[Path]] | None:
+        """The output (file or folder, and its entry points) already rendered along exactly ``windows``, waiting for
+        it to finish; None when there is none and the encoder must render."""
 
 
 @dataclass
@@ -28,6 +52,7 @@ class StageContext:
     is_cancelled: Callable[[], bool] = lambda: False
     count_frames: Callable[[int], None] = lambda frames: None  # decoded frames, for throughput metrics
     count_inference: Callable[[float], None] = lambda seconds: None  # model time, for metrics
+    ahead: RenderAhead | None = None  # renders finished shots during the analysis (embedded run only)
 
     def check_cancelled(self) -> None:
         if self.is_cancelled():

@@ -89,14 +89,19 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
             voice: Callable[[Path, np.ndarray], np.ndarray | None] | None = None,
             progress: Callable[[float], None] = lambda f: None,
             check_cancelled: Callable[[], None] = lambda: None,
-            count_frames: Callable[[int], None] = lambda n: None) -> FrameData:
+            count_frames: Callable[[int], None] = lambda n: None,
+            on_closed: Callable[[int, FrameData], None] | None = None) -> FrameData:
     """``detector(images_bgr) -> [FrameDetections]`` (e.g. an :class:`ObjectDetector`); ``faces(image_bgr) -> Faces``
     and ``voice(path, times) -> (F,)`` are optional signal sources.
 
     Where faces are wanted, mouths are sampled at ``MOUTH_FPS`` and on every analysed frame too, so that people and
     faces meet on the detector's frames; which frames the detector sees does not depend on the method. With
     ``adapt_rate`` the detector's rate follows the picture (see ``CHANGE_PER_SAMPLE``); without, it is the analysis
-    rate throughout."""
+    rate throughout.
+
+    ``on_closed(start, data)``, if given, receives each run of shots as soon as it is over, while the decode goes
+    on: frames ``start`` up to the next settled cut whose samples are all analysed, numbered from ``start``. It
+    only watches: which frames are sampled never depends on it or on when it is called."""
     import cv2  # here, not at import: start-up stays light
 
     thumb_size = display_size(media, THUMB_LONG_SIDE)
@@ -110,7 +115,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
     times: list[float] = []
     analysed: list[bool] = []
     chunk: list[_Sample] = []
-    pending: deque[Future] = deque()
+    pending: deque[tuple[Future, int]] = deque()  # batches with the model, and the first frame of each
     results: list[tuple[list[_Sample], list, list, list, float]] = []
     next_t = next_mouth_t = taken_t = 0.0
     changed, cut_ahead = 0.0, True  # the first frame is sampled
@@ -157,12 +162,13 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
 
     def submit(samples: list[_Sample]) -> None:
         nonlocal people_gap
-        pending.append(pool.submit(infer, samples))
+        pending.append((pool.submit(infer, samples), samples[0].frame))
         while len(pending) > MAX_CHUNKS_IN_FLIGHT:
-            results.append(pending.popleft().result())
+            results.append(pending.popleft()[0].result())
             people_gap = sample_gap(results[-1][-1], step)
 
     mouth_index = 0
+    closed = 0  # frames handed to on_closed
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference") as pool, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="voice") as audio:
         # talking_person reads mouths between analysed frames even in a silent clip (the mouths alone decide there);
@@ -204,16 +210,35 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
                 check_cancelled()
                 count_frames(25)
                 progress(min(0.95, item.index / expected))
+                if on_closed is not None:
+                    closed = _close_shots(
+                        closed, shots, speech, results, pending, chunk, item.index + 1,
+                        lambda lo, hi, starts, done: _frame_data(times, analysed, starts, done, to_display,
+                                                                 speech.peek(), lo, hi),
+                        on_closed)
         if chunk:
             submit(chunk)
         while pending:
-            results.append(pending.popleft().result())
+            results.append(pending.popleft()[0].result())
 
+    data = _frame_data(times, analysed, shots.shot_starts(), results, to_display, speech.known(), 0, len(times))
+    progress(1.0)
+    return data
+
+
+def _frame_data(times: list[float], analysed: list[bool], shot_start: np.ndarray, results: list, to_display: np.ndarray,
+                voice_grid: tuple[np.ndarray, np.ndarray] | None, start: int, stop: int) -> FrameData:
+    """The analysis of frames [start, stop) from the inference results, numbered from ``start``; ``shot_start``
+    covers just those frames."""
     boxes: list[tuple] = []
     face_rows: list[tuple] = []
     for samples, detections, face_sets, sharp, _ in results:
+        if samples[-1].frame < start or samples[0].frame >= stop:
+            continue
         for sample, objects, face_set, focus in zip(samples, detections, face_sets, sharp):
-            index = sample.frame
+            if not start <= sample.frame < stop:
+                continue
+            index = sample.frame - start
             if objects is not None:
                 boxes.append((np.full(len(objects.score), index), objects.xyxy * to_display, objects.score,
                               objects.cls, focus))
@@ -223,7 +248,8 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
                                   found.mouth_open, track, motion))
 
     frame, xyxy, score, cls, sharpness = _stack(boxes, 4)
-    data = FrameData(t=np.asarray(times, float), shot_start=shots.shot_starts(), analysed=np.asarray(analysed, bool),
+    data = FrameData(t=np.asarray(times[start:stop], float), shot_start=np.asarray(shot_start, bool),
+                     analysed=np.asarray(analysed[start:stop], bool),
                      frame=frame.astype(int), xyxy=xyxy.astype(np.float32), score=score.astype(np.float32),
                      cls=cls.astype(int), track_id=np.full(len(frame), -1, int),
                      sharpness=sharpness.astype(np.float32))
@@ -233,11 +259,36 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
         data.faces = FaceTable(frame=face_frame.astype(int), xyxy=face_xyxy.astype(np.float32),
                                score=face_score.astype(np.float32), mouth_open=mouth_open.astype(np.float32),
                                track=face_track.astype(int), mouth_motion=motion.astype(np.float32))
-    grid = speech.known()
-    if grid is not None and len(data.faces):  # speech matters only where faces were read
-        data.voice = np.interp(data.t, grid[0], grid[1]).astype(np.float32)
-    progress(1.0)
+    if voice_grid is not None and len(data.faces):  # speech matters only where faces were read
+        data.voice = np.interp(data.t, voice_grid[0], voice_grid[1]).astype(np.float32)
     return data
+
+
+def _close_shots(closed: int, shots: ShotDetector, speech: "_Speech", results: list, pending: deque, chunk: list,
+                 decoded: int, build: Callable, on_closed: Callable[[int, FrameData], None]) -> int:
+    """Hand the shots finished since frame ``closed`` to ``on_closed``; returns the new count of frames handed over.
+
+    Batches still with the model are only looked at (never collected here), so the decode loop's own schedule, and
+    with it the frames it samples, stays as it would be without this."""
+    if not speech.settled():
+        return closed
+    done = list(results)
+    analysed_before = chunk[0].frame if chunk else decoded  # every sample before this frame has its result
+    for future, first_frame in pending:
+        if not future.done():
+            analysed_before = first_frame
+            break
+        done.append(future.result())
+    cuts = shots.settled_cuts(closed)
+    cuts = cuts[cuts <= analysed_before]
+    if not len(cuts):
+        return closed
+    end = int(cuts[-1])
+    shot_start = np.zeros(end - closed, bool)
+    shot_start[0] = True
+    shot_start[cuts[:-1] - closed] = True
+    on_closed(closed, build(closed, end, shot_start, done))
+    return end
 
 
 def _voice_grid(voice: Callable, path: Path, media: MediaInfo) -> tuple[np.ndarray, np.ndarray] | None:
@@ -267,6 +318,16 @@ class _Speech:
                 size = 2 * int(round(SPEECH_NEAR / VOICE_STEP)) + 1
                 self._near = maximum_filter1d(self.grid[1], size) >= SPEECH
         return self.grid
+
+    def settled(self) -> bool:
+        """Is the voice activity known (or known to be absent)?"""
+        return self.pending is None or self.pending.done()
+
+    def peek(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """What ``known`` returns once settled, without changing anything: for a thread other than the one that
+        reads ``near``."""
+        pending = self.pending
+        return pending.result() if pending is not None else self.grid
 
     def near(self, t: float) -> bool:
         """Is there speech within ``SPEECH_NEAR`` seconds of ``t``?"""

@@ -59,6 +59,23 @@ class ShotDetector:
         return detect_cuts(self.scores, window=self.window, min_score=self.min_score, ratio=self.ratio,
                            min_gap=self.min_gap)
 
+    @property
+    def look_ahead(self) -> int:
+        """Frames on either side of a frame that decide whether it is a cut."""
+        return self.window + self.min_gap
+
+    def settled_cuts(self, since: int) -> np.ndarray:
+        """Indices of the cuts after frame ``since`` that no later frame can undo, from the frames added so far.
+
+        Only a stretch around them is scored, so a long clip costs the same per call; away from the stretch's ends
+        (``look_ahead`` frames) its cuts are the whole clip's, which the caller checks before relying on them."""
+        count = len(self._scores)
+        lo = max(0, since - self.look_ahead)
+        starts = detect_cuts(np.asarray(self._scores[lo:count], float), window=self.window, min_score=self.min_score,
+                             ratio=self.ratio, min_gap=self.min_gap)
+        cuts = lo + np.flatnonzero(starts)
+        return cuts[(cuts > since) & (cuts < count - self.look_ahead)]
+
 
 def detect_cuts(scores: np.ndarray, *, window: int, min_score: float, ratio: float, min_gap: int) -> np.ndarray:
     count = len(scores)

@@ -66,9 +66,12 @@ def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
             voice = voice_activity
         media = probe(path)  # a bad source or an impossible ratio fails here, before any model is used
         admit_media(job, media, settings)
+        if ctx.ahead is not None:
+            ctx.ahead.begin(job, media, path)
         data = analyse(path, media, detector, analysis_fps=settings.analysis_fps, batch_size=settings.detector_batch,
                        faces=faces, face_policy=policy, voice=voice, progress=ctx.progress,
-                       check_cancelled=ctx.check_cancelled, count_frames=ctx.count_frames)
+                       check_cancelled=ctx.check_cancelled, count_frames=ctx.count_frames,
+                       on_closed=ctx.ahead.closed if ctx.ahead is not None else None)
     if isinstance(detector, Preloaded) and detector.loaded is not None:
         ctx.count_inference(detector.loaded.inference_seconds - detector.baseline)
     uri = ctx.storage.put_bytes(f"jobs/{job.job_id}/detections.avro", data.to_avro())

@@ -19,12 +19,16 @@ def encode(event: CropPlanned, ctx: StageContext) -> list[JobStatus]:
     job = event.job
     fmt = job.formats[event.format_index]
     windows = CropPath.from_avro(ctx.storage.get_bytes(event.plan_uri)).windows
+    is_directory = fmt.output is not OutputKind.MP4
+    progress = lambda f: (ctx.check_cancelled(), ctx.progress(0.95 * f))  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="smartcrop-render-") as tmp:
-        is_directory = fmt.output is not OutputKind.MP4
-        rendered = Path(tmp) / ("output" if is_directory else "output.mp4")
-        with ctx.storage.local_copy(event.source_uri) as source:
-            entry_points = render(source, event.media, windows, fmt, rendered,
-                                  progress=lambda f: (ctx.check_cancelled(), ctx.progress(0.95 * f)))
+        ready = ctx.ahead.rendered(event.format_index, windows, progress) if ctx.ahead is not None else None
+        if ready is not None:  # rendered shot by shot during the analysis, along this very plan
+            rendered, entry_points = ready
+        else:
+            rendered = Path(tmp) / ("output" if is_directory else "output.mp4")
+            with ctx.storage.local_copy(event.source_uri) as source:
+                entry_points = render(source, event.media, windows, fmt, rendered, progress=progress)
         ctx.count_frames(len(windows))
         secret = ctx.secrets.unseal(fmt.destination.secret) if fmt.destination and fmt.destination.secret else None
         outputs = publish_outputs(rendered, entry_points, destination=fmt.destination, secret=secret,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -75,6 +76,70 @@ def renditions(fmt: OutputFormat, width: int, height: int) -> list[VideoTarget]:
     return targets
 
 
+class Superseded(Exception):
+    """The windows a render was following turned out not to be the plan's; the render stops."""
+
+
+class WindowFeed:
+    """A crop path (``x, y, w, h`` per frame) that may arrive in pieces while a render reads it: a reader waits for
+    the frame it needs. ``finish`` hands over the whole path, which must agree with every piece given before."""
+
+    def __init__(self, crop_size: tuple[float, float], expected_frames: int):
+        self.crop_size = (float(crop_size[0]), float(crop_size[1]))
+        self.expected_frames = max(1, expected_frames)  # for progress, until the whole path is known
+        self._windows = np.zeros((0, 4))
+        self._whole = False
+        self._superseded = False
+        self._changed = threading.Condition()
+
+    @classmethod
+    def of(cls, windows: np.ndarray) -> "WindowFeed":
+        feed = cls((windows[0, 2], windows[0, 3]), len(windows))
+        feed.finish(windows)
+        return feed
+
+    def extend(self, windows: np.ndarray) -> None:
+        """The next frames' windows."""
+        with self._changed:
+            if not self._whole:
+                self._windows = np.concatenate([self._windows, windows])
+                self._changed.notify_all()
+
+    def finish(self, windows: np.ndarray) -> bool:
+        """The whole path. False, and the reader stops with :class:`Superseded`, when it differs from what was
+        handed over before."""
+        windows = np.asarray(windows, float)
+        with self._changed:
+            given = len(self._windows)
+            agrees = not self._superseded and len(windows) >= given and np.array_equal(windows[:given], self._windows)
+            if agrees:
+                self._windows, self._whole = windows, True
+                self.expected_frames = max(1, len(windows))
+            else:
+                self._superseded = True
+            self._changed.notify_all()
+            return agrees
+
+    def abandon(self) -> None:
+        """Stop the reader: its output will not be used."""
+        with self._changed:
+            self._superseded = True
+            self._changed.notify_all()
+
+    @property
+    def given(self) -> int:
+        """Frames whose windows are known."""
+        return len(self._windows)
+
+    def row(self, index: int) -> np.ndarray:
+        """The window of frame ``index``, waiting until it is known; past the path's end, its last window."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._superseded or self._whole or index < len(self._windows))
+            if self._superseded:
+                raise Superseded("the plan changed under the render")
+            return self._windows[min(index, len(self._windows) - 1)]
+
+
 class PlaneCropper:
     """Cuts a window (display pixels) out of a decoded frame, returning an upright yuv420p frame."""
 
@@ -130,14 +195,16 @@ def _open_output(fmt: OutputFormat, out: Path, target_count: int,
     return av.open(str(out / "manifest.mpd"), "w", format="dash", options=options), [out / "manifest.mpd"]
 
 
-def render(source: str | Path, media: MediaInfo, windows: np.ndarray, fmt: OutputFormat, out: Path,
+def render(source: str | Path, media: MediaInfo, windows: np.ndarray | WindowFeed, fmt: OutputFormat, out: Path,
            progress: Callable[[float], None] | None = None) -> list[Path]:
-    """Encode ``source`` cropped to ``windows`` (one ``x, y, w, h`` row per frame, display pixels).
+    """Encode ``source`` cropped to ``windows`` (one ``x, y, w, h`` row per frame, display pixels, or a
+    :class:`WindowFeed` that delivers them while the render runs).
 
     ``out`` is the MP4 file, or the directory that receives an HLS/DASH presentation. Returns the entry points
     (the MP4, ``master.m3u8`` or ``manifest.mpd``).
     """
-    crop_w, crop_h = float(windows[0, 2]), float(windows[0, 3])
+    path = windows if isinstance(windows, WindowFeed) else WindowFeed.of(np.asarray(windows))
+    crop_w, crop_h = path.crop_size
     width, height = output_size(fmt, crop_w, crop_h)
     targets = renditions(fmt, width, height)
     container, entry_points = _open_output(fmt, out, len(targets), media.has_audio)
@@ -170,8 +237,6 @@ def render(source: str | Path, media: MediaInfo, windows: np.ndarray, fmt: Outpu
         resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
 
     crop = PlaneCropper(media)
-    total = max(1, len(windows))
-    last_index = len(windows) - 1
     lead: float | None = None  # seconds of audio before the first picture; the output timeline starts there
     audio_samples: int | None = None  # the next output sample's position
 
@@ -194,7 +259,7 @@ def render(source: str | Path, media: MediaInfo, windows: np.ndarray, fmt: Outpu
             assert isinstance(item, DecodedFrame)
             if lead is None:
                 lead = 0.0
-            x, y, w, h = windows[min(item.index, last_index)]
+            x, y, w, h = path.row(item.index)
             cropped = crop(item.frame, x, y, w, h)
             pts = int(round((item.t + lead) / time_base))
             for stream, target in zip(video_streams, targets):
@@ -203,7 +268,7 @@ def render(source: str | Path, media: MediaInfo, windows: np.ndarray, fmt: Outpu
                 scaled.pts, scaled.time_base = pts, time_base
                 container.mux(stream.encode(scaled))
             if progress is not None and item.index % 10 == 0:
-                progress(min(1.0, (item.index + 1) / total))
+                progress(min(1.0, (item.index + 1) / path.expected_frames))
         for stream in video_streams:
             container.mux(stream.encode(None))
         if audio_out is not None and audio_samples is not None:

@@ -4,29 +4,34 @@ from __future__ import annotations
 
 from smartcrop.events import CropPlanned, TracksReady
 from smartcrop.framedata import CropPath, FrameData
-from smartcrop.job import crop_size
+from smartcrop.job import OutputFormat, crop_size
+from smartcrop.media.probe import MediaInfo
 from smartcrop.planner.focus import Focus
 from smartcrop.planner.methods import Geometry, focus_for
 from smartcrop.planner.path import camera_path
 from smartcrop.stage import StageContext
 
 
+def plan_path(tracks: FrameData, media: MediaInfo, fmt: OutputFormat) -> CropPath:
+    """The crop path of one format over the tracked frames (a whole clip, or a run of whole shots)."""
+    frame_size = (media.display_width, media.display_height)
+    size = crop_size(*frame_size, fmt.aspect_ratio)
+    if fmt.smart_crop:
+        focus = focus_for(tracks, fmt.method, Geometry(*frame_size, *size))
+    else:  # a plain centre crop, as a transcoder without smart crop would do
+        focus = Focus.empty(tracks.frame_count)
+    windows = camera_path(tracks.t, tracks.shot_ids(), tracks.analysed, focus, frame_size=frame_size, crop_size=size,
+                          mode=fmt.mode)
+    return CropPath(t=tracks.t, windows=windows, cut=tracks.shot_start | focus.cut)
+
+
 def plan(event: TracksReady, ctx: StageContext) -> list[CropPlanned]:
     tracks = FrameData.from_avro(ctx.storage.get_bytes(event.tracks_uri))
     media = event.media
-    frame_size = (media.display_width, media.display_height)
-    shot_ids = tracks.shot_ids()
     planned = []
     for index, fmt in enumerate(event.job.formats):
-        size = crop_size(*frame_size, fmt.aspect_ratio)
-        if fmt.smart_crop:
-            focus = focus_for(tracks, fmt.method, Geometry(*frame_size, *size))
-        else:  # a plain centre crop, as a transcoder without smart crop would do
-            focus = Focus.empty(tracks.frame_count)
-        windows = camera_path(tracks.t, shot_ids, tracks.analysed, focus, frame_size=frame_size, crop_size=size,
-                              mode=fmt.mode)
-        cuts = tracks.shot_start | focus.cut
-        path = CropPath(t=tracks.t, windows=windows, cut=cuts)
+        size = crop_size(media.display_width, media.display_height, fmt.aspect_ratio)
+        path = plan_path(tracks, media, fmt)
         uri = ctx.storage.put_bytes(f"jobs/{event.job_id}/plan-{index}.avro", path.to_avro())
         planned.append(CropPlanned(job=event.job, media=media, source_uri=event.source_uri, format_index=index,
                                    plan_uri=uri, crop_width=size[0], crop_height=size[1]))

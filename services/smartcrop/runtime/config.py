@@ -108,6 +108,7 @@ class Settings:
     allowed_networks: tuple[str, ...] = ()  # CIDRs, addresses or host names jobs may reach despite the SSRF guard
     file_source_roots: tuple[str, ...] = ()  # folders whose files a service may read as sources
     embedded: bool = False  # a one-process run on the user's own machine: any local path is the user's own file
+    render_ahead: bool = True  # embedded: render finished shots while later ones are analysed (smartcrop.overlap)
     http_connect_timeout: float = 10.0
     http_read_timeout: float = 60.0
     schema_registry_url: str = field(default="", repr=False)  # set: events are written in the Confluent wire format
@@ -158,6 +159,7 @@ class Settings:
             http_read_timeout=_env_float("SMARTCROP_HTTP_READ_TIMEOUT", cls.http_read_timeout),
             schema_registry_url=_env("SMARTCROP_SCHEMA_REGISTRY_URL", ""),
             event_framing=_env("SMARTCROP_EVENT_FRAMING", ""),
+            render_ahead=_env("SMARTCROP_RENDER_AHEAD", "1") not in ("0", "false", "no", "off"),
         )
 
     def s3_uses_tls(self, host: str) -> bool:
