@@ -92,9 +92,8 @@ def detect_cuts(scores: np.ndarray, *, window: int, min_score: float, ratio: flo
     candidates = (scores >= min_score) & (scores >= ratio * neighbourhood + 0.02)
     candidates[:min_gap] = False  # frame 0 already starts a shot; keep the first shot min_gap long too
     # strongest first, keeping shots at least min_gap frames long
-    for index in np.argsort(-scores):
-        if not candidates[index]:
-            continue
+    order = np.argsort(-scores)
+    for index in order[candidates[order]]:
         lo, hi = max(0, index - min_gap + 1), min(count, index + min_gap)
         if not starts[lo:hi].any():
             starts[index] = True
