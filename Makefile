@@ -39,5 +39,9 @@ tools: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
+lint: $(STAMP)
+	$(BIN)/ruff check services tests benchmarks
+	$(BIN)/lint-imports
+
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -17,7 +17,7 @@ import numpy as np
 
 
 def centre_crop_transcode(source: Path, out: Path, *, aspect_ratio: str = "9:16", preset: str = "veryfast") -> Path:
-    from smartcrop.job import crop_size, job_from_options
+    from smartcrop.core.job import crop_size, job_from_options
     from smartcrop.media.probe import probe
     from smartcrop.media.render import render
 

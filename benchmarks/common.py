@@ -211,12 +211,14 @@ def plan_formats(source: Path, formats: list[dict[str, Any]], work_dir: Path, *,
     One planner call plans all formats, as in a real job. If it fails, each format is planned on its own, so one
     broken method costs its own rows only.
     """
-    from smartcrop.events import CropPlanned, DetectionsReady, JobRequested, TracksReady
-    from smartcrop.framedata import CropPath
-    from smartcrop.job import parse_job
+    from smartcrop.core.events import CropPlanned, DetectionsReady, JobRequested, TracksReady
+    from smartcrop.core.framedata import CropPath
+    from smartcrop.core.job import parse_job
+    from smartcrop.core.ports import StageContext
     from smartcrop.runtime.config import Settings
+    from smartcrop.runtime.edge import DeploymentEdge
     from smartcrop.runtime.storage import LocalStorage
-    from smartcrop.stage import StageContext, stages
+    from smartcrop.stages import stages
 
     # an embedded run on our own clips, and one job carries every format measured (above the deployment's limit)
     settings = Settings.from_env()
@@ -224,7 +226,7 @@ def plan_formats(source: Path, formats: list[dict[str, Any]], work_dir: Path, *,
         len(formats), settings.limits.max_formats)))
     job = parse_job({"query": {"source": str(source), "format": formats}}, job_id=job_id, limits=settings.limits)
     storage = LocalStorage(work_dir)
-    ctx = StageContext(settings=settings, storage=storage)
+    ctx = StageContext(settings=settings, storage=storage, edge=DeploymentEdge(settings, storage))
     table = stages()
     seconds: dict[str, float] = {}
 

@@ -50,7 +50,7 @@ class Recipe:
 
 
 def cache_dir() -> Path:
-    from smartcrop.runtime.config import cache_home
+    from smartcrop.core.home import cache_home
 
     return cache_home() / "bench"
 

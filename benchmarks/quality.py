@@ -30,7 +30,7 @@ DEFAULT_METHOD = "adaptive"
 
 def methods() -> list[str]:
     """Every ``smart_crop_method`` the job format knows, so a new method is benchmarked without editing this file."""
-    from smartcrop.job import Method
+    from smartcrop.core.job import Method
 
     return [m.value for m in Method]
 

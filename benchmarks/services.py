@@ -22,10 +22,10 @@ import time
 import urllib.request
 import uuid
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
 from pathlib import Path
 
 from benchmarks import common
+from tests.clips import cut_clip
 
 SHORT_SOURCE = "A_man_talking_restaurant_720p_visualvoice.mp4"
 OVERHEAD_CLIPS = ("short", SHORT_SOURCE)
@@ -59,24 +59,6 @@ def short_clip() -> Path:
         partial = target.with_suffix(".part.mp4")
         cut_clip(common.clip_path(SHORT_SOURCE), partial)
         partial.rename(target)
-    return target
-
-
-def cut_clip(source: Path, target: Path, frames: int = 50, width: int = 640, height: int = 360) -> Path:
-    """The first ``frames`` frames of ``source``, scaled, as a silent 25 fps H.264 MP4: a short job of real content."""
-    import av
-
-    with av.open(str(source)) as video_in, av.open(str(target), "w") as out:
-        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
-        stream.codec_context.time_base = Fraction(1, 25)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for index, frame in enumerate(video_in.decode(video_in.streams.video[0])):
-            if index == frames:
-                break
-            scaled = frame.reformat(width=width, height=height, format="yuv420p")
-            scaled.pts = index
-            out.mux(stream.encode(scaled))
-        out.mux(stream.encode(None))
     return target
 
 
@@ -130,8 +112,8 @@ class ServiceFleet:
 
 def _run_batch(settings, source: str, count: int) -> tuple[float, list[float]]:
     """Publish ``count`` jobs at once; wall time until the last completes, and each job's latency."""
-    from smartcrop.events import JobRequested, JobState, JobStatus
-    from smartcrop.job import parse_job
+    from smartcrop.core.events import JobRequested, JobState, JobStatus
+    from smartcrop.core.job import parse_job
     from smartcrop.runtime.kafka import EventPublisher
     publisher = EventPublisher(settings)
     jobs = [parse_job({"query": {"job_id": f"bench-{uuid.uuid4().hex[:10]}", "source": source, "format": [
@@ -151,7 +133,7 @@ def _run_batch(settings, source: str, count: int) -> tuple[float, list[float]]:
 
 def _wait_for_finals(settings, job_ids: set[str], timeout: float) -> dict:
     """The final status of each job, read from the status topic as it arrives."""
-    from smartcrop.events import JobStatus, decode_event
+    from smartcrop.core.events import JobStatus, decode_event
     from smartcrop.runtime.kafka import read_topic
 
     finals: dict = {}
@@ -166,9 +148,9 @@ def _wait_for_finals(settings, job_ids: set[str], timeout: float) -> dict:
 
 
 def run(*, reps: int = 2, batch_size: int = 12, echo=print) -> ServicesResult:
-    from smartcrop.job import parse_job
+    from smartcrop import stack
+    from smartcrop.core.job import parse_job
     from smartcrop.pipeline import run_job
-    from smartcrop.runtime import stack
     from smartcrop.runtime.config import Settings
     from smartcrop.runtime.kafka import admin_client, ensure_topics
     from smartcrop.runtime.storage import S3Storage

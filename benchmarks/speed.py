@@ -169,7 +169,7 @@ def startup_times(reps: int) -> dict[str, list[float]]:
         "bare interpreter (`python -c pass`)": [python(), "-c", "pass"],
         "`smartcrop --help`": smartcrop_command() + ["--help"],
         "import every stage (torch, ultralytics, ...)": [python(), "-c",
-                                                         "from smartcrop.stage import stages; stages()"],
+                                                         "from smartcrop.core.stage import stages; stages()"],
     }
     return {name: [run_timed(command).seconds for _ in range(reps)] for name, command in commands.items()}
 

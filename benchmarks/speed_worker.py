@@ -58,7 +58,7 @@ def load_models(settings) -> dict:
     import numpy as np
 
     load: dict = {}
-    _, load["import stage modules"] = _timed(lambda: __import__("smartcrop.stage", fromlist=["stages"]).stages())
+    _, load["import stage modules"] = _timed(lambda: __import__("smartcrop.core.stage", fromlist=["stages"]).stages())
     from smartcrop.detector.models import load_detector
 
     detector, load["detector model load"] = _timed(lambda: load_detector(settings.detector_model, settings.device))
@@ -77,7 +77,7 @@ def load_models(settings) -> dict:
 
 
 def smartcrop_once(clip: Path, settings) -> dict:
-    from smartcrop.job import job_from_options
+    from smartcrop.core.job import job_from_options
     from smartcrop.pipeline import run_job
 
     job = job_from_options(str(clip))  # the defaults: 9:16, adaptive, responsive, veryfast

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from smartcrop.runtime.config import cache_home
+from smartcrop.core.home import cache_home
 
 KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
 KUSTOMIZE_VERSION = "v5.8.1"  # the newest release that builds with Go 1.26

@@ -10,7 +10,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from smartcrop.job import (
+from smartcrop.core.job import (
     Destination,
     JobError,
     JobSpec,
@@ -21,7 +21,7 @@ from smartcrop.job import (
     load_job_file,
     with_destination,
 )
-from smartcrop.stage import STAGE_NAMES
+from smartcrop.core.stage import STAGE_NAMES
 
 FORMAT_CHOICES = {"mp4": "mp4", "hls": "advanced_hls", "dash": "advanced_dash"}
 
@@ -170,7 +170,7 @@ def _job_for_run(args, settings) -> JobSpec:
 
 
 def cmd_run(args) -> int:
-    from smartcrop.admission import admit
+    from smartcrop.runtime.admission import admit
     from smartcrop.runtime.config import Settings
 
     settings = replace(Settings.from_env(), embedded=True)
@@ -260,7 +260,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    from smartcrop.events import JobState
+    from smartcrop.core.events import JobState
     from smartcrop.runtime.config import Settings
     from smartcrop.runtime.kafka import EventPublisher, latest_status
     from smartcrop.runtime.storage import S3Storage
@@ -320,8 +320,8 @@ def _current_status(settings, job_id: str) -> dict | None:
 
 
 def cmd_cancel(args) -> int:
-    from smartcrop.cancellation import request_cancel
-    from smartcrop.events import ControlAction, JobControl, JobState
+    from smartcrop.core.events import ControlAction, JobControl, JobState
+    from smartcrop.runtime.cancellation import request_cancel
     from smartcrop.runtime.config import Settings
     from smartcrop.runtime.kafka import DeliveryError, EventPublisher, latest_status
     from smartcrop.runtime.storage import S3Storage
@@ -425,7 +425,7 @@ def _echo(message: str) -> None:
 
 
 def cmd_stack_up(args) -> int:
-    from smartcrop.runtime import stack
+    from smartcrop import stack
 
     stack.up(with_services=args.with_services, replicas=stack.parse_replicas(args.replicas), echo=_echo)
     _print_stack_status(as_json=False)
@@ -433,7 +433,7 @@ def cmd_stack_up(args) -> int:
 
 
 def cmd_stack_down(args) -> int:
-    from smartcrop.runtime import stack
+    from smartcrop import stack
 
     stack.down(echo=_echo)
     return 0
@@ -445,7 +445,7 @@ def cmd_stack_status(args) -> int:
 
 
 def _print_stack_status(as_json: bool) -> None:
-    from smartcrop.runtime import stack
+    from smartcrop import stack
 
     state = stack.status()
     if as_json:
@@ -456,7 +456,7 @@ def _print_stack_status(as_json: bool) -> None:
 
 
 def cmd_stack_env(args) -> int:
-    from smartcrop.runtime import stack
+    from smartcrop import stack
 
     for key, value in stack.stack_env().items():
         print(f"export {key}={value}")
@@ -464,7 +464,7 @@ def cmd_stack_env(args) -> int:
 
 
 def cmd_stack_logs(args) -> int:
-    from smartcrop.runtime import stack
+    from smartcrop import stack
 
     config = stack.StackConfig.from_env()
     if args.component:

@@ -18,12 +18,12 @@ from typing import Callable
 
 import numpy as np
 
-from smartcrop.framedata import FrameData
-from smartcrop.job import JobSpec, OutputKind, crop_size
-from smartcrop.media.probe import MediaInfo
+from smartcrop.core.framedata import FrameData
+from smartcrop.core.job import JobSpec, OutputKind, crop_size
+from smartcrop.core.mediainfo import MediaInfo
+from smartcrop.core.ports import JobCancelled
 from smartcrop.media.render import Superseded, WindowFeed, render
 from smartcrop.planner.stage import plan_path
-from smartcrop.stage import JobCancelled
 from smartcrop.tracker.stage import tracks_of
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class AheadStats:
 
 
 class ShotRenderer:
-    """Implements ``smartcrop.stage.RenderAhead`` for one job, with one render thread."""
+    """Implements ``smartcrop.core.stage.RenderAhead`` for one job, with one render thread."""
 
     def __init__(self, analysis_fps: float, work_dir: Path):
         self.analysis_fps = analysis_fps

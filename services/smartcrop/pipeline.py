@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from smartcrop.errors import ErrorCode, classify
-from smartcrop.events import (
+from smartcrop.core.errors import ErrorCode, classify
+from smartcrop.core.events import (
     CropPlanned,
     ErrorInfo,
     Event,
@@ -25,12 +25,15 @@ from smartcrop.events import (
     decode_event,
     encode_event,
 )
-from smartcrop.framedata import CropPath
-from smartcrop.job import JobSpec
+from smartcrop.core.framedata import CropPath
+from smartcrop.core.job import JobSpec
+from smartcrop.core.ports import StageContext
+from smartcrop.core.secrets import SecretBox
+from smartcrop.core.stage import STAGE_NAMES, Stage
 from smartcrop.runtime.config import Settings
-from smartcrop.runtime.secrets import SecretBox
+from smartcrop.runtime.edge import DeploymentEdge
 from smartcrop.runtime.storage import LocalStorage
-from smartcrop.stage import STAGE_NAMES, Stage, StageContext, stages
+from smartcrop.stages import stages
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,7 @@ def run_job(job: JobSpec, *, settings: Settings | None = None, work_dir: Path | 
     result = PipelineResult(status=JobStatus(job.job_id, JobState.QUEUED, "submit", 0.0))
     with tempfile.TemporaryDirectory(prefix="smartcrop-run-") as scratch, contextlib.ExitStack() as cleanup:
         storage = LocalStorage(Path(work_dir or scratch))
+        edge = DeploymentEdge(settings, storage)
         ahead = None
         if settings.render_ahead:  # the first format renders shot by shot while the analysis goes on
             from smartcrop.overlap import ShotRenderer
@@ -93,7 +97,7 @@ def run_job(job: JobSpec, *, settings: Settings | None = None, work_dir: Path | 
             stage, event = _next(bus, order)
             if stage is None:
                 break
-            ctx = StageContext(settings=settings, storage=storage, secrets=box,
+            ctx = StageContext(settings=settings, storage=storage, edge=edge, secrets=box,
                                progress=_reporter(stage, progress), ahead=ahead)
             started = time.perf_counter()
             try:

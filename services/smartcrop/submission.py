@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from smartcrop.admission import admit
-from smartcrop.events import JobRequested, JobState, JobStatus
-from smartcrop.idempotency import Claim, claim, fingerprint
-from smartcrop.job import JobSpec
+from smartcrop.core.events import JobRequested, JobState, JobStatus
+from smartcrop.core.job import JobSpec
+from smartcrop.runtime.admission import admit
 from smartcrop.runtime.config import Settings
+from smartcrop.runtime.idempotency import Claim, claim, fingerprint
 
 
 def admit_and_claim(job: JobSpec, settings: Settings, storage) -> Claim:

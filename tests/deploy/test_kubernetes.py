@@ -8,7 +8,7 @@ import yaml
 
 from smartcrop.runtime.config import TOPICS
 from smartcrop.runtime.kafka import DEFAULT_PARTITIONS
-from smartcrop.stage import stages
+from smartcrop.stages import stages
 
 from .conftest import run_tool
 from .queries import DEPLOY, RULES

@@ -8,7 +8,7 @@ import json
 import yaml
 from prometheus_client import REGISTRY
 
-from smartcrop.errors import CODES
+from smartcrop.core.errors import CODES
 from smartcrop.gateway import metrics as gateway_metrics
 from smartcrop.runtime import metrics
 

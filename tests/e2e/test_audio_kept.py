@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from smartcrop.job import job_from_options
+from smartcrop.core.job import job_from_options
 from smartcrop.media.probe import probe
 from smartcrop.media.render import render
 

@@ -7,7 +7,6 @@ traceback and never a hang.
 
 from __future__ import annotations
 
-import fractions
 import json
 import os
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 from smartcrop.cli import main
 from smartcrop.media.decode import DecodedFrame, decode_video
 from smartcrop.media.probe import probe
+from tests.clips import make_clip
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -83,7 +83,7 @@ def test_debug_shows_the_traceback(tmp_path):
     result = run_cli("--debug", "run", "--job", str(job), "-o", str(tmp_path / "out.mp4"))
     assert result.returncode != 0
     assert "Traceback (most recent call last)" in result.stderr
-    assert "smartcrop.job.JobError: format[0].aspect_ratio:" in result.stderr
+    assert "smartcrop.core.job.JobError: format[0].aspect_ratio:" in result.stderr
 
 
 def test_limits_come_from_the_environment(tmp_path):
@@ -107,28 +107,6 @@ def test_an_http_source_on_loopback_is_refused_by_default(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------------------------
 # broken and odd media
-
-
-def make_clip(path: Path, width: int = 320, height: int = 240, frames: int = 30, fps: int = 15,
-              codec: str = "libx264", times: list[float] | None = None, faststart: bool = True) -> Path:
-    """A short clip with a moving block on noise (noise keeps packets large enough to damage in the middle)."""
-    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as out:
-        stream = out.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        if times is not None:
-            stream.codec_context.time_base = stream.time_base = fractions.Fraction(1, 1000)
-        for i in range(frames):
-            image = np.random.default_rng(i).integers(0, 60, (height, width, 3), dtype=np.uint8)
-            x = (i * 7) % max(1, width - 40)
-            image[height // 3: height // 3 + 40, x:x + 40] = (200, 80, 40)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
-            if times is not None:
-                frame.pts, frame.time_base = int(times[i] * 1000), fractions.Fraction(1, 1000)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
 
 
 def make_audio_only(path: Path) -> Path:

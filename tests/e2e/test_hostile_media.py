@@ -17,14 +17,15 @@ import numpy as np
 import pytest
 
 from smartcrop.cli import main
+from smartcrop.core.errors import classify
+from smartcrop.core.events import JobRequested
+from smartcrop.core.job import job_from_options
+from smartcrop.core.ports import StageContext
 from smartcrop.detector.stage import detect
-from smartcrop.errors import classify
-from smartcrop.events import JobRequested
-from smartcrop.job import job_from_options
 from smartcrop.media.probe import probe
 from smartcrop.runtime.config import Settings
+from smartcrop.runtime.edge import DeploymentEdge
 from smartcrop.runtime.storage import LocalStorage
-from smartcrop.stage import StageContext
 from tests.conftest import SHARED
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -88,7 +89,8 @@ def test_the_detector_stage_refuses_what_is_not_a_video(kind, tmp_path, monkeypa
     settings = replace(Settings.from_env(), embedded=False, file_source_roots=(str(tmp_path),),
                        detector_model=str(tmp_path / "never-loaded.onnx"))
     job = job_from_options(str(source), job_id="hostile-media")  # as a service gets it: no destination
-    ctx = StageContext(settings=settings, storage=LocalStorage(tmp_path / "store"))
+    storage = LocalStorage(tmp_path / "store")
+    ctx = StageContext(settings=settings, storage=storage, edge=DeploymentEdge(settings, storage))
     with pytest.raises(Exception) as raised:
         detect(JobRequested(job=job), ctx)
     failure = classify(raised.value)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import smartcrop.overlap
-from smartcrop.events import JobState
-from smartcrop.job import Destination, job_from_options, with_destination
+from smartcrop.core.events import JobState
+from smartcrop.core.job import Destination, job_from_options, with_destination
 from smartcrop.media.probe import probe
 from smartcrop.pipeline import run_job
 from smartcrop.runtime.config import Settings

@@ -7,6 +7,7 @@ Each session uses its own topic prefix and consumer groups, so it never shares w
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -20,7 +21,8 @@ from typing import Iterator
 
 import pytest
 
-from smartcrop.runtime import stack
+from smartcrop import stack
+from smartcrop.gateway.keys import hash_key
 from smartcrop.runtime.config import TOPICS, Settings
 from smartcrop.runtime.kafka import admin_client, ensure_topics
 from smartcrop.runtime.storage import S3Storage
@@ -136,8 +138,8 @@ class Services:
 
 def publish_job(settings: Settings, document: dict, partition: int | None = None):
     """What an upstream system does: a ``queued`` status and a JobRequested keyed by job id."""
-    from smartcrop.events import JobRequested, JobState, JobStatus, encode_event
-    from smartcrop.job import parse_job
+    from smartcrop.core.events import JobRequested, JobState, JobStatus, encode_event
+    from smartcrop.core.job import parse_job
     from smartcrop.runtime.kafka import EventPublisher
 
     job = parse_job(document)
@@ -152,23 +154,52 @@ def publish_job(settings: Settings, document: dict, partition: int | None = None
     return job
 
 
+def a_job(source: str, job_id: str, **fmt) -> dict:
+    """A job document with one 9:16 smart-crop MP4 format; ``fmt`` adds or overrides format fields."""
+    return {"query": {"job_id": job_id, "source": source, "format": [
+        {"output": "mp4", "aspect_ratio": "9:16", "smart_crop": 1, **fmt}]}}
+
+
+def smartcrop_cli(settings: Settings, stack_env: dict[str, str], *args: str,
+                  timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "smartcrop", *args], env=service_env(settings, stack_env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def final_status(settings: Settings, job_id: str, timeout: float = 300):
+    """The job's last status, which must be final (completed, failed or cancelled) within ``timeout``."""
+    from smartcrop.runtime.kafka import follow_status
+
+    statuses = list(follow_status(settings, job_id, wait=True, timeout=timeout))
+    assert statuses and statuses[-1].status.is_final, f"job {job_id} did not finish in {timeout}s"
+    return statuses[-1]
+
+
+def committed_messages(settings: Settings, topic: str, job_id: str | None = None, timeout: float = 120) -> list:
+    """Every committed message of a topic (optionally one job's), raw, oldest first, read to the topic's end."""
+    from smartcrop.runtime.kafka import read_topic
+
+    started = time.monotonic()
+    messages = list(read_topic(settings, topic, follow=False, key=job_id, timeout=timeout))
+    assert time.monotonic() - started < timeout, f"could not read {settings.topic(topic)} to its end"
+    return messages
+
+
 def committed_events(settings: Settings, topic: str, job_id: str | None = None) -> list:
     """Every committed event on a topic (optionally one job's), as a read_committed consumer sees them; raw messages
     for the dead-letter topic."""
-    from smartcrop.events import decode_event
-    from smartcrop.runtime.kafka import read_topic
-    from smartcrop.runtime.serde import SerdeError
+    from smartcrop.core.avro import SerdeError
+    from smartcrop.core.events import decode_event
 
-    events, started = [], time.monotonic()
-    for message in read_topic(settings, topic, follow=False, key=job_id, timeout=60):
-        if topic == "dlq":
-            events.append(message)
-            continue
+    messages = committed_messages(settings, topic, job_id)
+    if topic == "dlq":
+        return messages
+    events = []
+    for message in messages:
         try:
             events.append(decode_event(message.value()))
         except SerdeError:  # a poison message some test put there: not an event of ours
             pass
-    assert time.monotonic() - started < 60, f"could not read {settings.topic(topic)} to its end"
     return events
 
 
@@ -201,3 +232,51 @@ def four_services(settings: Settings, stack_env: dict[str, str], log_dir: Path,
 def services(settings, stack_env, detector_model, tmp_path_factory):
     with four_services(settings, stack_env, tmp_path_factory.mktemp("service-logs")) as running:
         yield running
+
+
+def submit(settings: Settings, stack_env: dict[str, str], job: dict, tmp_path: Path,
+           timeout: float = 300) -> tuple[dict, dict]:
+    """``smartcrop submit --wait`` as a user runs it: its first and last printed lines, the last with the exit code."""
+    path = tmp_path / f"job-{uuid.uuid4().hex[:6]}.json"
+    path.write_text(json.dumps(job))
+    result = subprocess.run([sys.executable, "-m", "smartcrop", "submit", str(path), "--wait", "--timeout",
+                             str(timeout)], env=service_env(settings, stack_env), capture_output=True, text=True,
+                            timeout=timeout + 60)
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"no output from submit: {result.stderr[-2000:]}"
+    return lines[0], {**lines[-1], "exit_code": result.returncode}
+
+
+# The gateway's keys: a client's API key, an operator key, and the client's webhook secret.
+API_KEY = "test-" + uuid.uuid4().hex
+OPERATOR_KEY = "ops-" + uuid.uuid4().hex
+WEBHOOK_SECRET = uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+def gateway(settings, stack_env, services, tmp_path_factory):
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("gateway") / "gateway.log"
+    env = {**service_env(settings, stack_env), "SMARTCROP_GATEWAY_HOST": "127.0.0.1",
+           "SMARTCROP_GATEWAY_PORT": str(port), "SMARTCROP_GATEWAY_API_KEYS": f"tests:{hash_key(API_KEY)}:"
+           f"{WEBHOOK_SECRET},ops:{hash_key(OPERATOR_KEY)}::operator",
+           "SMARTCROP_ALLOWED_NETWORKS": "127.0.0.1/32", "SMARTCROP_GATEWAY_RATE_LIMIT": "200",
+           "SMARTCROP_GATEWAY_RATE_BURST": "400", "SMARTCROP_GATEWAY_MAX_BODY_BYTES": "65536"}
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "smartcrop", "serve", "gateway"], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"gateway not ready: {log_path.read_text()[-3000:]}"
+        time.sleep(0.3)
+    yield type("Gateway", (), {"url": url, "log": log_path, "process": process})
+    process.terminate()
+    process.wait(30)

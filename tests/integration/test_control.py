@@ -11,13 +11,12 @@ import os
 
 import pytest
 
-from smartcrop.cancellation import marker_key
-from smartcrop.events import ControlAction, JobControl, JobState
+from smartcrop.core.events import ControlAction, JobControl, JobState
+from smartcrop.runtime.cancellation import marker_key
 from smartcrop.runtime.kafka import EventPublisher, follow_status
 
 from ..conftest import shared_media
-from .conftest import cancelled_count, committed_events, publish_job
-from .test_delivery import a_job, final_status, smartcrop_cli
+from .conftest import a_job, cancelled_count, committed_events, final_status, publish_job, smartcrop_cli
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -16,13 +15,13 @@ from collections import Counter
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.services import cut_clip
-from smartcrop.cancellation import request_cancel
-from smartcrop.events import JobState, JobStatus, encode_event
+from smartcrop.core.events import JobState, JobStatus, encode_event
+from smartcrop.runtime.cancellation import request_cancel
 from smartcrop.runtime.kafka import EventPublisher, follow_status
+from tests.clips import cut_clip
 
 from ..conftest import shared_media
-from .conftest import cancelled_count, committed_events, publish_job, service_env
+from .conftest import a_job, cancelled_count, committed_events, final_status, publish_job, smartcrop_cli
 
 pytestmark = pytest.mark.integration
 
@@ -35,17 +34,6 @@ def short_clip(storage, tmp_path_factory):
     target = cut_clip(shared_media("A_man_talking_restaurant_720p_visualvoice.mp4"),
                       tmp_path_factory.mktemp("short") / "short.mp4")
     return storage.put_file("inputs/short-360p.mp4", target)
-
-
-def final_status(settings, job_id: str, timeout: float = 240) -> JobStatus:
-    statuses = list(follow_status(settings, job_id, wait=True, timeout=timeout))
-    assert statuses and statuses[-1].status.is_final, f"job {job_id} did not finish in {timeout}s"
-    return statuses[-1]
-
-
-def a_job(source: str, job_id: str, **fmt) -> dict:
-    return {"query": {"job_id": job_id, "source": source, "format": [
-        {"output": "mp4", "aspect_ratio": "9:16", "smart_crop": 1, **fmt}]}}
 
 
 def test_poison_messages_on_every_input_topic_go_to_the_dead_letter_topic_and_work_goes_on(
@@ -90,11 +78,6 @@ def test_a_job_that_fails_gets_a_code_and_the_next_job_on_its_partition_complete
     assert failed.error.code == "invalid_job" and "aspect_ratio" in failed.error.message
     assert final_status(settings, good.job_id).status is JobState.COMPLETED
     assert committed_events(settings, "detections", impossible.job_id) == []
-
-
-def smartcrop_cli(settings, stack_env, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "smartcrop", *args], env=service_env(settings, stack_env),
-                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

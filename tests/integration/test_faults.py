@@ -17,14 +17,14 @@ from dataclasses import replace
 
 import pytest
 
-from smartcrop.events import JobState
-from smartcrop.runtime import stack
+from smartcrop import stack
+from smartcrop.core.events import JobState
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.kafka import follow_status
 from smartcrop.runtime.storage import S3Storage
 
 from ..conftest import shared_media
-from .conftest import committed_events, four_services, publish_job
+from .conftest import a_job, committed_events, final_status, four_services, publish_job
 
 pytestmark = pytest.mark.integration
 
@@ -100,12 +100,6 @@ def wait_until_running_in(settings: Settings, job_id: str, stage: str, timeout: 
     raise AssertionError(f"job {job_id} never ran in the {stage}")
 
 
-def final_status(settings: Settings, job_id: str, timeout: float = 300):
-    statuses = list(follow_status(settings, job_id, wait=True, timeout=timeout))
-    assert statuses and statuses[-1].status.is_final, f"job {job_id} did not finish in {timeout}s"
-    return statuses[-1]
-
-
 def assert_exactly_once(settings: Settings, job_id: str, formats: int = 1) -> None:
     """One event per stage topic, ``formats`` plans, one completed status and one output object per format."""
     assert len(committed_events(settings, "jobs", job_id)) == 1
@@ -122,11 +116,6 @@ def assert_exactly_once(settings: Settings, job_id: str, formats: int = 1) -> No
     assert len(outputs) == formats, outputs
 
 
-def job(clip: str, job_id: str, **fmt) -> dict:
-    return {"query": {"job_id": job_id, "source": clip, "format": [
-        {"output": "mp4", "aspect_ratio": "9:16", "smart_crop": 1, **fmt}]}}
-
-
 @pytest.mark.parametrize("victim, long, fmt", [
     ("detector", True, {}),
     ("encoder", False, {"preset": "slower"}),  # a slow preset, so the kill lands while the encoder renders
@@ -134,7 +123,7 @@ def job(clip: str, job_id: str, **fmt) -> dict:
 def test_a_service_killed_mid_job_is_redone_by_its_restart_exactly_once(fault_services, fault_settings, fault_clip,
                                                                         long_clip, victim, long, fmt):
     job_id = f"kill-{victim}-{os.urandom(3).hex()}"
-    publish_job(fault_settings, job(long_clip if long else fault_clip, job_id, **fmt))
+    publish_job(fault_settings, a_job(long_clip if long else fault_clip, job_id, **fmt))
     wait_until_running_in(fault_settings, job_id, victim)
     fault_services.kill(victim)
     fault_services.start(victim)
@@ -146,7 +135,7 @@ def test_a_service_killed_mid_job_is_redone_by_its_restart_exactly_once(fault_se
 
 def test_a_broker_restart_mid_job_is_ridden_out(fault_stack, fault_services, fault_settings, long_clip):
     job_id = f"broker-{os.urandom(3).hex()}"
-    publish_job(fault_settings, job(long_clip, job_id))
+    publish_job(fault_settings, a_job(long_clip, job_id))
     wait_until_running_in(fault_settings, job_id, "detector")
     stack.stop_component(fault_stack, "kafka", echo=lambda m: None)
     time.sleep(5)
@@ -160,7 +149,7 @@ def test_a_broker_restart_mid_job_is_ridden_out(fault_stack, fault_services, fau
 def test_object_storage_down_for_20_seconds_mid_job_is_ridden_out(fault_stack, fault_services, fault_settings,
                                                                     long_clip):
     job_id = f"storage-{os.urandom(3).hex()}"
-    publish_job(fault_settings, job(long_clip, job_id))
+    publish_job(fault_settings, a_job(long_clip, job_id))
     wait_until_running_in(fault_settings, job_id, "detector")
     stack.stop_component(fault_stack, "minio", echo=lambda m: None)
     down_at = time.monotonic()
@@ -177,7 +166,7 @@ def test_object_storage_down_for_20_seconds_mid_job_is_ridden_out(fault_stack, f
 
 def test_sigterm_mid_job_stops_cleanly_and_commits_nothing_half_done(fault_services, fault_settings, long_clip):
     job_id = f"sigterm-{os.urandom(3).hex()}"
-    publish_job(fault_settings, job(long_clip, job_id))
+    publish_job(fault_settings, a_job(long_clip, job_id))
     wait_until_running_in(fault_settings, job_id, "detector")
     process = fault_services.processes["detector"]
     process.send_signal(signal.SIGTERM)

@@ -10,20 +10,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import replace
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
-from smartcrop.events import JobRequested, JobState
-from smartcrop.job import AspectRatio, Destination, JobSpec, parse_job
+from smartcrop.core.events import JobRequested, JobState
+from smartcrop.core.job import AspectRatio, Destination, JobSpec, parse_job
 from smartcrop.runtime.config import TOPICS
-from smartcrop.runtime.kafka import EventPublisher, client_config, follow_status, latest_status
+from smartcrop.runtime.kafka import EventPublisher, follow_status
+from tests.clips import make_clip
 
-from ..e2e.test_bad_input import make_clip
-from .conftest import committed_events, service_env
+from .conftest import committed_events, committed_messages, final_status, service_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -40,12 +38,6 @@ def spec(source: str, **fmt) -> JobSpec:
     job = parse_job({"query": {"source": "s3://placeholder:9000/media/x.mp4", "format": [{"output": "mp4"}]}})
     return replace(job, job_id=f"hostile-{uuid.uuid4().hex[:10]}", source=source,
                    formats=(replace(job.formats[0], **fmt),))
-
-
-def final_status(settings, job_id: str):
-    status = latest_status(settings, job_id, wait=True, timeout=180)
-    assert status is not None, f"no status for {job_id}"
-    return status
 
 
 def test_bad_jobs_fail_with_a_code_and_a_message_and_a_good_job_still_completes(services, settings, storage,
@@ -97,32 +89,6 @@ def test_bad_jobs_fail_with_a_code_and_a_message_and_a_good_job_still_completes(
     assert "Traceback" not in services.log("detector") + services.log("encoder")
 
 
-def read_topic(settings, name: str) -> list:
-    """Every committed message of one topic, oldest first."""
-    topic = settings.topic(name)
-    consumer = Consumer(client_config(settings, **{"group.id": f"leak-{uuid.uuid4().hex}", "enable.auto.commit": False,
-                                                   "isolation.level": "read_committed"}))
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-        assigned = [TopicPartition(topic, p, 0) for p in partitions]
-        consumer.assign(assigned)
-        messages = []
-        deadline = time.monotonic() + 120  # a deadline, not a count of polls: a topic may hold thousands of events
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is not None and not message.error():
-                messages.append(message)
-            elif message is None:  # the end offsets count transaction markers, which are never delivered
-                positions = consumer.position(assigned)
-                if all(p.offset >= ends[p.partition] or (p.offset < 0 and ends[p.partition] == 0)
-                       for p in positions):
-                    return messages
-        raise AssertionError(f"{topic} not read to its end")
-    finally:
-        consumer.close()
-
-
 def test_a_destination_secret_never_leaks_when_the_destination_refuses(services, settings, storage, short_clip):
     secret = f"LEAKCHECK-{uuid.uuid4().hex}"
     host = short_clip.split("/")[2]
@@ -144,10 +110,10 @@ def test_a_destination_secret_never_leaks_when_the_destination_refuses(services,
     for name in ("detector", "tracker", "planner", "encoder"):
         assert secret not in services.log(name), f"the secret is in the {name} log"
     for topic in TOPICS:  # in clear nowhere: the jobs, detections, tracks and plans carry it sealed
-        for message in read_topic(settings, topic):
+        for message in committed_messages(settings, topic):
             assert secret.encode() not in (message.value() or b""), f"the secret is in clear on {topic}"
             assert all(secret.encode() not in (value or b"") for _, value in message.headers() or []), topic
-    assert read_topic(settings, "jobs"), "the scan above read nothing"
+    assert committed_messages(settings, "jobs"), "the scan above read nothing"
 
 
 @pytest.mark.parametrize("url", ["file:///tmp/smartcrop-delivered.mp4", "/tmp/smartcrop-delivered.mp4"])

@@ -16,23 +16,19 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.services import cut_clip
-from smartcrop.events import JobRequested, JobState
-from smartcrop.job import parse_job
+from smartcrop.core.events import JobRequested, JobState
+from smartcrop.core.job import parse_job
 from smartcrop.runtime.kafka import EventPublisher, follow_status
 from smartcrop.runtime.storage import S3Location
+from tests.clips import cut_clip
 
 from ..conftest import shared_media
-from .conftest import committed_events, service_env
+from .conftest import a_job, committed_events, service_env
 
 pytestmark = pytest.mark.integration
 
 LONG_CLIP = "C_pedestrians_vtest_opencvdoc.avi"  # 79 s: surely still running when the replay arrives
-
-
-def a_job(source: str, job_id: str, **fmt) -> dict:
-    return {"query": {"job_id": job_id, "source": source, "format": [
-        {"output": "mp4", "aspect_ratio": "9:16", "smart_crop": 1, "preset": "ultrafast", **fmt}]}}
+FAST = {"preset": "ultrafast"}
 
 
 def smartcrop_submit(settings, stack_env, tmp_path, job: dict, *, wait: bool, timeout: float = 900):
@@ -102,7 +98,7 @@ def short_source(storage, tmp_path_factory):
 @pytest.fixture(scope="module")
 def finished(services, settings, stack_env, short_source, tmp_path_factory):
     """One job submitted and run to completion: (its document, its final status as printed)."""
-    job = a_job(short_source, f"replay-{uuid.uuid4().hex[:8]}")
+    job = a_job(short_source, f"replay-{uuid.uuid4().hex[:8]}", **FAST)
     result = smartcrop_submit(settings, stack_env, tmp_path_factory.mktemp("first"), job, wait=True)
     assert result.returncode == 0, result.stderr
     final = printed(result)[-1]
@@ -139,7 +135,7 @@ def test_a_different_job_under_a_taken_id_is_refused_and_the_first_is_untouched(
     job_id = job["query"]["job_id"]
     (output,) = first["outputs"]
     before = (per_topic(settings, job_id), committed_events(settings, "status", job_id), stat(storage, output))
-    other = a_job(job["query"]["source"], job_id, aspect_ratio="1:1")
+    other = a_job(job["query"]["source"], job_id, aspect_ratio="1:1", **FAST)
 
     refused = smartcrop_submit(settings, stack_env, tmp_path, other, wait=True)
     assert refused.returncode == 1 and refused.stdout == ""
@@ -160,7 +156,7 @@ def test_a_different_job_under_a_taken_id_is_refused_and_the_first_is_untouched(
 def test_a_replay_while_the_first_run_is_in_progress_follows_that_run(services, settings, stack_env, storage,
                                                                        tmp_path):
     source = storage.put_file(f"inputs/{LONG_CLIP}", shared_media(LONG_CLIP))
-    job = a_job(source, f"in-progress-{uuid.uuid4().hex[:8]}", width=180, height=320)
+    job = a_job(source, f"in-progress-{uuid.uuid4().hex[:8]}", width=180, height=320, **FAST)
     job_id = job["query"]["job_id"]
     first = smartcrop_submit(settings, stack_env, tmp_path, job, wait=False)
     assert first.returncode == 0, first.stderr

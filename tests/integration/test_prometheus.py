@@ -21,11 +21,10 @@ from smartcrop.runtime.kafka import admin_client
 from .. import tools
 from ..conftest import shared_media
 from ..deploy.queries import RULES, SCRAPE_CONFIG, dashboard_expressions, rule_expressions, series_names
-from .conftest import free_port, service_env
-from .test_gateway import gateway  # noqa: F401 (a fixture: the gateway is scraped too)
-from .test_services import CLIP, submit
+from .conftest import free_port, service_env, submit
 
 pytestmark = pytest.mark.integration
+CLIP = "A_man_talking_restaurant_720p_visualvoice.mp4"
 
 SCRAPE_INTERVAL = "1s"
 STAGES = ("detector", "tracker", "planner", "encoder")

@@ -20,14 +20,14 @@ from confluent_kafka.schema_registry import SchemaRegistryClient, SchemaRegistry
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from smartcrop.events import JobRequested, JobState, JobStatus, TracksReady, to_record
-from smartcrop.job import parse_job
-from smartcrop.media.probe import MediaInfo
+from smartcrop.core.events import JobRequested, JobState, JobStatus, TracksReady, to_record
+from smartcrop.core.job import parse_job
+from smartcrop.core.mediainfo import MediaInfo
+from smartcrop.core.stage import Stage
 from smartcrop.runtime import serde
 from smartcrop.runtime.config import TOPICS
 from smartcrop.runtime.kafka import EventPublisher, admin_client, ensure_topics, follow_status, read_topic
 from smartcrop.runtime.service import StageService
-from smartcrop.stage import Stage
 from tests.schema_registry import serve as serve_registry
 
 from .conftest import Services

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -13,22 +11,11 @@ from smartcrop.media.probe import probe
 from smartcrop.runtime.storage import S3Location, s3_client
 
 from ..conftest import shared_media
-from .conftest import service_env
+from .conftest import submit
 
 pytestmark = pytest.mark.integration
 
 CLIP = "A_man_talking_restaurant_720p_visualvoice.mp4"
-
-
-def submit(settings, stack_env, job: dict, tmp_path, timeout: float = 300) -> tuple[dict, dict]:
-    path = tmp_path / f"job-{uuid.uuid4().hex[:6]}.json"
-    path.write_text(json.dumps(job))
-    result = subprocess.run([sys.executable, "-m", "smartcrop", "submit", str(path), "--wait", "--timeout",
-                             str(timeout)], env=service_env(settings, stack_env), capture_output=True, text=True,
-                            timeout=timeout + 60)
-    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert lines, f"no output from submit: {result.stderr[-2000:]}"
-    return lines[0], {**lines[-1], "exit_code": result.returncode}
 
 
 def download(settings, uri: str, target):

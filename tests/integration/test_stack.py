@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from smartcrop.runtime import stack
+from smartcrop import stack
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,11 @@ from dataclasses import replace
 
 import pytest
 
-from smartcrop.runtime import stack
+from smartcrop import stack
+from smartcrop.core.ports import StorageError
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.kafka import client_config
-from smartcrop.runtime.storage import S3Storage, StorageError
+from smartcrop.runtime.storage import S3Storage
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from smartcrop.framedata import FrameData
+from smartcrop.core.framedata import FrameData
 
 
 @dataclass

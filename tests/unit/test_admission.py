@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from smartcrop.admission import admit, admit_media
-from smartcrop.job import JobError, Limits, parse_job
-from smartcrop.media.probe import MediaInfo
+from smartcrop.core.job import JobError, Limits, parse_job
+from smartcrop.core.mediainfo import MediaInfo
+from smartcrop.runtime.admission import admit, admit_media
 from smartcrop.runtime.config import Settings
 
 SERVICE = Settings(s3_endpoint="http://127.0.0.1:19000")  # a service's defaults: nothing allow-listed

@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from smartcrop.core.framedata import CropPath, FrameData
 from smartcrop.detector.shots import detect_cuts
-from smartcrop.framedata import CropPath, FrameData
 
 
 def test_a_spike_is_a_cut_but_steady_motion_is_not():
@@ -172,7 +172,7 @@ def test_the_frames_sampled_do_not_depend_on_how_fast_the_model_runs(tmp_path):
 
 
 def test_faces_round_trip_through_avro_with_their_tracks_and_mouth_motion():
-    from smartcrop.framedata import FaceTable
+    from smartcrop.core.framedata import FaceTable
 
     data = frames({0: [(1, 2, 3, 4, 0.9, 0, 7)]})
     data.faces = FaceTable(frame=np.array([0, 0, 4]), xyxy=np.array([[1, 2, 3, 4], [5, 6, 7, 8], [1, 2, 3, 4]],

@@ -1,7 +1,7 @@
 """Cancel requests on the control topic reach the same check the marker object does."""
 
-from smartcrop.cancellation import CancelWatch
-from smartcrop.events import ControlAction, JobControl, decode_event, encode_event
+from smartcrop.core.events import ControlAction, JobControl, decode_event, encode_event
+from smartcrop.runtime.cancellation import CancelWatch
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.control import ControlListener
 

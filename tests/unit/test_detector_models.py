@@ -7,15 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from smartcrop.detector.models import (
-    ModelError,
-    ObjectDetector,
-    letterbox,
-    load_detector,
-    nms,
-    resolve_model,
-    scale_boxes,
-)
+from smartcrop.core.errors import ModelError
+from smartcrop.detector.models import ObjectDetector, letterbox, load_detector, nms, resolve_model, scale_boxes
 from tests.conftest import SHARED
 
 OPENVINO = SHARED / "models" / "yolo11n_int8_openvino_model"

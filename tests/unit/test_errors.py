@@ -8,16 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from smartcrop.detector.models import ModelError
-from smartcrop.errors import CODES, ErrorCode, Failure, SmartcropError, classify
-from smartcrop.idempotency import JobIdConflict
-from smartcrop.job import JobError
+from smartcrop.core.errors import CODES, ErrorCode, Failure, ModelError, SmartcropError, classify
+from smartcrop.core.job import JobError
+from smartcrop.core.ports import JobCancelled, ObjectNotFound, StorageError
+from smartcrop.core.secrets import SecretKeyError
 from smartcrop.media.probe import MediaError
-from smartcrop.runtime.secrets import SecretKeyError
+from smartcrop.runtime.idempotency import JobIdConflict
 from smartcrop.runtime.serde import RegistryUnavailable
-from smartcrop.runtime.storage import ObjectNotFound, StorageError
 from smartcrop.runtime.transfer import DestinationError, SourceError
-from smartcrop.stage import JobCancelled
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "services" / "smartcrop"

@@ -7,7 +7,8 @@ import json
 import fastavro
 import pytest
 
-from smartcrop.events import (
+from smartcrop.core import avro
+from smartcrop.core.events import (
     EVENT_CLASSES,
     CropPlanned,
     DetectionsReady,
@@ -19,10 +20,9 @@ from smartcrop.events import (
     decode_event,
     encode_event,
 )
-from smartcrop.job import Destination, JobSpec, OutputFormat, Rendition, parse_job
-from smartcrop.media.probe import MediaInfo
-from smartcrop.runtime import serde
-from smartcrop.runtime.secrets import SecretBox, SecretKeyError
+from smartcrop.core.job import Destination, JobSpec, OutputFormat, Rendition, parse_job
+from smartcrop.core.mediainfo import MediaInfo
+from smartcrop.core.secrets import SecretBox, SecretKeyError
 
 MEDIA = MediaInfo(width=1280, height=720, display_width=1280, display_height=720, rotation=0, sample_aspect=1.0,
                   fps=25.0, duration=9.0, frame_count=225, video_codec="h264", has_audio=True, audio_codec="aac")
@@ -51,7 +51,7 @@ def test_every_event_round_trips(index):
     event = all_events(a_job())[index]
     data = encode_event(event, box)
     assert data[:2] == b"\xc3\x01"
-    assert data[2:10] == serde.schema_fingerprint(type(event).__name__)
+    assert data[2:10] == avro.schema_fingerprint(type(event).__name__)
     decoded = decode_event(data)
     if isinstance(event, JobRequested):  # timestamp-millis keeps milliseconds only
         assert abs((decoded.requested_at - event.requested_at).total_seconds()) < 0.001
@@ -76,9 +76,9 @@ def test_destination_secret_travels_sealed_and_only_the_key_holder_reads_it():
 
 
 @pytest.mark.parametrize("garbage", [b"", b"\x00" * 20, b"\xc3\x01" + b"\x00" * 8 + b"x",
-                                     b"\xc3\x01" + serde.schema_fingerprint("JobStatus") + b"\xff\xff\xff"])
+                                     b"\xc3\x01" + avro.schema_fingerprint("JobStatus") + b"\xff\xff\xff"])
 def test_garbage_is_a_serde_error(garbage):
-    with pytest.raises(serde.SerdeError):
+    with pytest.raises(avro.SerdeError):
         decode_event(garbage)
 
 
@@ -108,21 +108,21 @@ def _avro_fields(schema, name):
 ])
 def test_dataclasses_match_their_schemas(cls, schema_name, record):
     fields = [f.name for f in dataclasses.fields(cls)]
-    assert fields == _avro_fields(serde.schema(schema_name), record)
+    assert fields == _avro_fields(avro.schema(schema_name), record)
 
 
 def test_schema_files_are_valid_avro_with_docs():
-    paths = sorted(serde.schema_dir().glob("*.avsc"))
+    paths = sorted(avro.schema_dir().glob("*.avsc"))
     assert {path.stem.rsplit(".", 1)[-1] for path in paths} >= {"JobSpec", "JobRequested", "JobStatus", "MediaInfo"}
     for path in paths:
         document = json.loads(path.read_text())
         assert document["namespace"] == "io.smartcrop.v1"
         assert document.get("doc"), f"{path.name} needs a doc"
-        fastavro.parse_schema(serde.schema(document["name"]))
+        fastavro.parse_schema(avro.schema(document["name"]))
 
 
 def test_container_files_round_trip():
     records = [{"index": i, "t": i / 25, "x": 1.0, "y": 2.0, "w": 3.0, "h": 4.0, "cut": i == 0} for i in range(3)]
-    data = serde.write_container("CropWindow", records)
-    assert list(serde.read_container(data)) == records
+    data = avro.write_container("CropWindow", records)
+    assert list(avro.read_container(data)) == records
     assert fastavro.reader(io.BytesIO(data)).writer_schema["name"] == "io.smartcrop.v1.CropWindow"

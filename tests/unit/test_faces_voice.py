@@ -15,8 +15,8 @@ import av
 import numpy as np
 import pytest
 
+from smartcrop.core.errors import ModelError
 from smartcrop.detector.faces import FaceAnalyzer, Faces, load_face_analyzer
-from smartcrop.detector.models import ModelError
 from smartcrop.media.decode import decode_video, display_size, to_display_array
 from smartcrop.media.probe import probe
 from smartcrop.media.voice import decode_audio, voice_activity

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from smartcrop import events
+from smartcrop import stack
 from smartcrop.cli import build_parser
-from smartcrop.events import EVENT_CLASSES, TOPIC_TYPES
-from smartcrop.runtime import serde, stack
+from smartcrop.core import avro, events
+from smartcrop.core.events import EVENT_CLASSES, TOPIC_TYPES
+from smartcrop.core.stage import INPUT_TOPICS, PIPELINE, STAGE_NAMES
 from smartcrop.runtime.config import TOPICS
-from smartcrop.stage import INPUT_TOPICS, PIPELINE, STAGE_NAMES, stages
+from smartcrop.stages import stages
 
 
 def test_the_stage_table_names_the_stages_and_their_input_topics_in_pipeline_order():
@@ -30,9 +31,9 @@ def test_the_topics_on_the_wire():
 
 
 def test_each_event_is_published_on_one_topic_and_its_type_names_are_the_schemas():
-    assert serde.EVENT_TYPES == ("JobRequested", "DetectionsReady", "TracksReady", "CropPlanned", "JobStatus",
+    assert avro.EVENT_TYPES == ("JobRequested", "DetectionsReady", "TracksReady", "CropPlanned", "JobStatus",
                                  "JobControl")
-    assert tuple(EVENT_CLASSES) == serde.EVENT_TYPES
+    assert tuple(EVENT_CLASSES) == avro.EVENT_TYPES
     assert TOPIC_TYPES == {"jobs": "JobRequested", "detections": "DetectionsReady", "tracks": "TracksReady",
                            "plans": "CropPlanned", "status": "JobStatus", "control": "JobControl"}
     assert events.JobRequested.TOPIC == INPUT_TOPICS["detector"]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from smartcrop.framedata import FaceTable, FrameData
+from smartcrop.core.framedata import FaceTable, FrameData
 from smartcrop.tracker.features import LEAD_FULL, add_features, face_speaking, match_faces, speech_evidence, track_speed
 
 from .scenes import Scene, Subject, person

@@ -11,7 +11,7 @@ import fastavro
 import pytest
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from smartcrop.events import JobControl, JobState, JobStatus, decode_event, encode_event
+from smartcrop.core.events import JobControl, JobState, JobStatus, decode_event, encode_event
 from smartcrop.runtime import serde
 from smartcrop.runtime.config import Settings
 from tests.schema_registry import Incompatible, can_read

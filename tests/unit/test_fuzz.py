@@ -12,10 +12,10 @@ import struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smartcrop.events import JobRequested, decode_event, encode_event
-from smartcrop.job import JobError, JobSpec, parse_job, validate_spec
-from smartcrop.runtime.secrets import SecretBox
-from smartcrop.runtime.serde import EVENT_TYPES, SINGLE_OBJECT_MARKER, SerdeError, schema_fingerprint
+from smartcrop.core.avro import EVENT_TYPES, SINGLE_OBJECT_MARKER, SerdeError, schema_fingerprint
+from smartcrop.core.events import JobRequested, decode_event, encode_event
+from smartcrop.core.job import JobError, JobSpec, parse_job, validate_spec
+from smartcrop.core.secrets import SecretBox
 
 BOX = SecretBox(SecretBox.generate_key())
 json_values = st.recursive(
@@ -153,9 +153,9 @@ class FakeKafka:
        st.binary(max_size=200) | st.binary(max_size=200).map(
            lambda body: SINGLE_OBJECT_MARKER + schema_fingerprint("JobRequested") + body))
 def test_each_service_sends_undecodable_bytes_to_the_dead_letter_topic(stage_name, data):
+    from smartcrop.core.stage import Stage
     from smartcrop.runtime.config import Settings
     from smartcrop.runtime.service import StageService
-    from smartcrop.stage import Stage
 
     called = []
     topics = {"detector": "jobs", "tracker": "detections", "planner": "tracks", "encoder": "plans"}

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 import pytest
 from starlette.testclient import TestClient
 
-from smartcrop.events import ErrorInfo, JobRequested, JobState, JobStatus
+from smartcrop.core.events import ErrorInfo, JobRequested, JobState, JobStatus
 from smartcrop.gateway.app import Gateway, GatewayConfig, create_app
 from smartcrop.gateway.callbacks import CallbackDispatcher, callback_body, sign, verify
 from smartcrop.gateway.keys import ApiKey, Authority, RateLimiter, hash_key, may_read_job, parse_api_keys
@@ -508,7 +508,7 @@ def test_on_start_only_recent_states_of_the_rebuilt_view_are_queued_for_callback
 
 
 def test_the_local_stack_has_a_gateway_key_whose_hash_it_configures(tmp_path):
-    from smartcrop.runtime import stack
+    from smartcrop import stack
 
     config = replace(stack.StackConfig.from_env(), home=tmp_path, gateway_port=19999)
     env = stack.stack_env(config)

@@ -4,8 +4,8 @@ import av
 import numpy as np
 import pytest
 
-from smartcrop.job import parse_job
-from smartcrop.media.probe import MediaInfo
+from smartcrop.core.job import parse_job
+from smartcrop.core.mediainfo import MediaInfo
 from smartcrop.media.render import PlaneCropper, output_size, renditions
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from smartcrop.events import JobRequested, decode_event, encode_event
-from smartcrop.idempotency import Claim, JobIdConflict, Origin, claim, fingerprint, start_once
-from smartcrop.job import parse_job
-from smartcrop.runtime.secrets import SecretBox
+from smartcrop.core.events import JobRequested, decode_event, encode_event
+from smartcrop.core.job import parse_job
+from smartcrop.core.secrets import SecretBox
+from smartcrop.runtime.idempotency import Claim, JobIdConflict, Origin, claim, fingerprint, start_once
 from smartcrop.runtime.storage import LocalStorage
 
 KEY = SecretBox.generate_key()

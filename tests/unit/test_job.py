@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from smartcrop.job import (
+from smartcrop.core.job import (
     AspectRatio,
     Destination,
     JobError,

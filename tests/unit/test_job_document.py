@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smartcrop.job import (
+from smartcrop.core.job import (
     X264_PRESETS,
     AspectRatio,
     Destination,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from smartcrop.job import Method
+from smartcrop.core.job import Method
 from smartcrop.planner.methods import Geometry, focus_for, keep_interval
 
 from .scenes import Scene, Subject, person

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from smartcrop.admission import admit
-from smartcrop.job import Destination, JobError, Limits, parse_job
+from smartcrop.core.job import Destination, JobError, Limits, parse_job
 from smartcrop.runtime import netpolicy
+from smartcrop.runtime.admission import admit
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.netpolicy import BlockedAddress, NetworkPolicy, blocked_reason
 from smartcrop.runtime.storage import LocalStorage

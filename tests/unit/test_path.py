@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from smartcrop.job import Mode
+from smartcrop.core.job import Mode
 from smartcrop.planner.focus import Focus
 from smartcrop.planner.path import CAMERA_STYLES, camera_path, solve_axis
 

@@ -6,9 +6,9 @@ import threading
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from smartcrop.errors import BROKER_UNAVAILABLE, CANCELLED, INTERNAL, Failure
+from smartcrop.core.errors import BROKER_UNAVAILABLE, CANCELLED, INTERNAL, Failure
 from smartcrop.runtime import metrics
-from smartcrop.runtime.attempt import Decision, decide
+from smartcrop.runtime.attempt import Decision, decide, failure_of
 from smartcrop.runtime.committer import Committer, Record
 from smartcrop.runtime.outcome import Outcome
 
@@ -29,6 +29,12 @@ def test_only_jobs_that_ran_to_an_end_count_as_stage_durations():
 def test_a_transient_fault_is_retried_while_attempts_are_left():
     failure = Failure(BROKER_UNAVAILABLE, "down", transient=True)
     assert [decide(failure, attempt, 3) for attempt in range(3)] == [Decision.RETRY, Decision.RETRY, Decision.FAIL]
+
+
+def test_a_broker_fault_mid_job_is_the_environments_and_any_other_error_keeps_its_code():
+    assert failure_of(KafkaException(KafkaError(KafkaError._TRANSPORT, "down"))) == \
+        Failure(BROKER_UNAVAILABLE, "KafkaError{code=_TRANSPORT,val=-195,str=\"down\"}", transient=True)
+    assert failure_of(ValueError("bad")) == Failure(INTERNAL, "ValueError: bad", transient=False)
 
 
 def test_a_permanent_fault_fails_at_the_first_attempt():

@@ -7,11 +7,12 @@ import threading
 
 import pytest
 
-from smartcrop.cancellation import CancelWatch, marker_key, request_cancel
+from smartcrop.core.ports import StorageError
+from smartcrop.runtime.cancellation import CancelWatch, marker_key, request_cancel
 from smartcrop.runtime.committer import TransactionStuck, run_with_watchdog
 from smartcrop.runtime.logs import RepeatLimiter
 from smartcrop.runtime.retry import backoff, retry_for
-from smartcrop.runtime.storage import LocalStorage, StorageError
+from smartcrop.runtime.storage import LocalStorage
 
 
 @pytest.mark.parametrize("attempt, low, high", [(0, 0.5, 1.0), (1, 1.0, 2.0), (3, 4.0, 8.0), (5, 15.0, 30.0),

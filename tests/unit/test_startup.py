@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from smartcrop.detector.models import ModelError
+from smartcrop.core.errors import ModelError
 from smartcrop.detector.stage import Preloaded
 from tests.conftest import REPO
 

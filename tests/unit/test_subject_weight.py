@@ -11,14 +11,14 @@ import fastavro
 import numpy as np
 import pytest
 
+from smartcrop.core import avro
+from smartcrop.core.framedata import FrameData
+from smartcrop.core.job import Method
 from smartcrop.detector.analysis import analyse, box_sharpness
 from smartcrop.detector.models import FrameDetections
-from smartcrop.framedata import FrameData
-from smartcrop.job import Method
 from smartcrop.media.decode import decode_video, display_size, to_display_array
 from smartcrop.media.probe import probe
 from smartcrop.planner.methods import Geometry, focus_for, subject_factor
-from smartcrop.runtime import serde
 
 from ..conftest import shared_media
 from .scenes import Scene, Subject, person
@@ -172,7 +172,7 @@ def test_sharpness_round_trips_and_data_written_before_it_reads_as_unmeasured():
     order = np.argsort(back.track_id, kind="stable")
     assert back.sharpness[order].tolist() == [0.25] * 3 + [1.0] * 3
 
-    old = copy.deepcopy(serde.schema("FrameObjects"))
+    old = copy.deepcopy(avro.schema("FrameObjects"))
     box = next(f for f in old["fields"] if f["name"] == "boxes")["type"]["items"]
     box["fields"] = [f for f in box["fields"] if f["name"] != "sharpness"]
     buffer = io.BytesIO()

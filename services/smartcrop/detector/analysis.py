@@ -20,11 +20,11 @@ from typing import Callable
 
 import numpy as np
 
+from smartcrop.core.framedata import PERSON, FaceTable, FrameData
+from smartcrop.core.mediainfo import MediaInfo
 from smartcrop.detector.mouths import MIN_FACE_PX, MOUTH_FPS, MouthReader
 from smartcrop.detector.shots import THUMB_LONG_SIDE, ShotDetector
-from smartcrop.framedata import PERSON, FaceTable, FrameData
 from smartcrop.media.decode import DecodedFrame, decode_video, display_size, to_display_array
-from smartcrop.media.probe import MediaInfo
 from smartcrop.media.voice import SPEECH
 
 DETECTOR_LONG_SIDE = 640
@@ -398,7 +398,7 @@ def box_sharpness(gray: np.ndarray, xyxy: np.ndarray, counted: np.ndarray | None
 
 
 def face_policy_for(methods) -> FacePolicy:
-    from smartcrop.job import Method
+    from smartcrop.core.job import Method
 
     methods = set(methods)
     if Method.TALKING_PERSON in methods:

@@ -20,7 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from smartcrop.detector.models import ModelError, model_file
+from smartcrop.core.errors import ModelError
+from smartcrop.detector.models import model_file
 
 log = logging.getLogger(__name__)
 

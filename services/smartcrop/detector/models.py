@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from smartcrop.errors import ErrorCode, SmartcropError
+from smartcrop.core.errors import ModelError
+from smartcrop.core.home import cache_home
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +33,6 @@ MAX_DET = 300
 MAX_NMS = 30000
 _CLASS_OFFSET = 7680.0  # ultralytics' max_wh: separates classes for class-aware NMS
 PAD_VALUE = 114
-
-
-class ModelError(SmartcropError, RuntimeError):
-    """The configured model cannot be loaded: a deployment problem, reported loudly, never skipped."""
-
-    code = ErrorCode.MODEL_UNAVAILABLE
 
 
 @dataclass
@@ -187,7 +182,6 @@ def onnx_providers(device: str, available: list[str], source: Path) -> list:
     device_id = int(match.group(1) or 0)
     providers: list = []
     if "TensorrtExecutionProvider" in available:
-        from smartcrop.runtime.config import cache_home
 
         engines = cache_home() / "models" / "trt"
         engines.mkdir(parents=True, exist_ok=True)
@@ -349,7 +343,6 @@ def resolve_model(model: str, device: str = "") -> Path:
                          f"file or an official ultralytics name such as yolo11n.pt)")
     if not official and path.suffix.lower() != ".pt":
         return path
-    from smartcrop.runtime.config import cache_home
 
     fmt = export_format(device)
     cache = cache_home() / "models"
@@ -444,7 +437,6 @@ def model_file(value: str, what: str, env: str) -> Path:
         return path
     if url is None:
         raise ModelError(f"{what} model not found: {value} (set {env} to the model file)")
-    from smartcrop.runtime.config import cache_home
 
     target = cache_home() / "models" / url.rsplit("/", 1)[-1]
     if target.is_file():

@@ -6,13 +6,11 @@ import threading
 
 import numpy as np
 
-from smartcrop.admission import admit, admit_media
+from smartcrop.core.events import DetectionsReady, JobRequested
+from smartcrop.core.ports import StageContext
 from smartcrop.detector.analysis import FacePolicy, analyse, face_policy_for
 from smartcrop.detector.models import FrameDetections, load_detector
-from smartcrop.events import DetectionsReady, JobRequested
 from smartcrop.media.probe import probe
-from smartcrop.runtime.transfer import ingest_source
-from smartcrop.stage import StageContext
 
 
 class Preloaded:
@@ -48,8 +46,8 @@ def no_objects(images: list) -> list[FrameDetections]:
 def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
     job = event.job
     settings = ctx.settings
-    admit(job, settings)  # the first stage is the edge for jobs produced straight onto Kafka
-    source_uri = ingest_source(job.source, ctx.storage, job.job_id, settings)
+    ctx.edge.admit(job)  # the first stage is the edge for jobs produced straight onto Kafka
+    source_uri = ctx.edge.fetch_source(job)
     with ctx.storage.local_copy(source_uri) as path:
         # the models load in the background while the source is probed and decoding begins
         detector = no_objects
@@ -65,7 +63,7 @@ def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
             faces = Preloaded(lambda: load_face_analyzer(settings.face_model, settings.landmark_model))
             voice = voice_activity
         media = probe(path)  # a bad source or an impossible ratio fails here, before any model is used
-        admit_media(job, media, settings)
+        ctx.edge.admit_media(job, media)
         if ctx.ahead is not None:
             ctx.ahead.begin(job, media, path)
         data = analyse(path, media, detector, analysis_fps=settings.analysis_fps, batch_size=settings.detector_batch,

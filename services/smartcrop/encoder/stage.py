@@ -6,13 +6,11 @@ import json
 import tempfile
 from pathlib import Path
 
-from smartcrop.events import CropPlanned, JobState, JobStatus
-from smartcrop.framedata import CropPath
-from smartcrop.job import OutputKind
+from smartcrop.core.events import CropPlanned, JobState, JobStatus
+from smartcrop.core.framedata import CropPath
+from smartcrop.core.job import OutputKind
+from smartcrop.core.ports import ObjectNotFound, StageContext
 from smartcrop.media.render import render
-from smartcrop.runtime.storage import ObjectNotFound
-from smartcrop.runtime.transfer import publish_outputs
-from smartcrop.stage import StageContext
 
 
 def encode(event: CropPlanned, ctx: StageContext) -> list[JobStatus]:
@@ -31,9 +29,7 @@ def encode(event: CropPlanned, ctx: StageContext) -> list[JobStatus]:
                 entry_points = render(source, event.media, windows, fmt, rendered, progress=progress)
         ctx.count_frames(len(windows))
         secret = ctx.secrets.unseal(fmt.destination.secret) if fmt.destination and fmt.destination.secret else None
-        outputs = publish_outputs(rendered, entry_points, destination=fmt.destination, secret=secret,
-                                  storage=ctx.storage, job_id=job.job_id, format_index=event.format_index,
-                                  is_directory=is_directory, settings=ctx.settings)
+        outputs = ctx.edge.deliver(rendered, entry_points, job, event.format_index, secret)
     ctx.storage.put_bytes(f"jobs/{job.job_id}/results/{event.format_index}.json",
                           json.dumps({"outputs": outputs}).encode(), "application/json")
     return [_job_status(event, ctx)]

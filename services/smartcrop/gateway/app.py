@@ -21,7 +21,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from smartcrop.events import JobStatus
+from smartcrop.core.events import JobStatus
+from smartcrop.core.job import JobError, parse_job
+from smartcrop.core.ports import StorageError
 from smartcrop.gateway import metrics
 from smartcrop.gateway.callbacks import CallbackDispatcher, check_callback_url
 from smartcrop.gateway.keys import (
@@ -47,12 +49,11 @@ from smartcrop.gateway.qencode import (
 )
 from smartcrop.gateway.tasks import GATEWAY_PREFIX, Task, TaskStore
 from smartcrop.gateway.view import StatusView
-from smartcrop.idempotency import JobIdConflict
-from smartcrop.job import JobError, parse_job
 from smartcrop.runtime.config import Settings, _env, _env_float, _env_int
+from smartcrop.runtime.idempotency import JobIdConflict
 from smartcrop.runtime.kafka import DeliveryError, EventPublisher
 from smartcrop.runtime.retry import backoff
-from smartcrop.runtime.storage import S3Storage, StorageError
+from smartcrop.runtime.storage import S3Storage
 from smartcrop.runtime.transfer import network_policy
 from smartcrop.submission import admit_and_claim, publish_job
 

@@ -28,11 +28,11 @@ from datetime import datetime, timezone
 from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
-from smartcrop.events import JobStatus
+from smartcrop.core.events import JobStatus
+from smartcrop.core.job import JobError
 from smartcrop.gateway import metrics
 from smartcrop.gateway.qencode import TaskStatus, qencode_state
 from smartcrop.gateway.tasks import GATEWAY_PREFIX, Task, TaskStore
-from smartcrop.job import JobError
 from smartcrop.runtime.netpolicy import NetworkPolicy, guarded_pool_manager
 from smartcrop.runtime.retry import backoff
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 from urllib.parse import parse_qs
 
-from smartcrop.events import JobState, JobStatus
+from smartcrop.core.events import JobState, JobStatus
 from smartcrop.runtime.storage import S3Location
 
 ERROR_OK = 0

@@ -11,7 +11,7 @@ import json
 import threading
 from dataclasses import asdict, dataclass
 
-from smartcrop.runtime.storage import ObjectNotFound
+from smartcrop.core.ports import ObjectNotFound
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from typing import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from smartcrop.events import JobState, JobStatus, decode_event
+from smartcrop.core.avro import SerdeError
+from smartcrop.core.events import JobState, JobStatus, decode_event
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.kafka import client_config
-from smartcrop.runtime.serde import SerdeError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from typing import Iterator
 import av
 import numpy as np
 
-from smartcrop.media.probe import MediaError, MediaInfo, open_container
+from smartcrop.core.mediainfo import MediaInfo
+from smartcrop.media.probe import MediaError, open_container
 
 log = logging.getLogger(__name__)
 

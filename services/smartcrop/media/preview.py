@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from smartcrop.core.mediainfo import MediaInfo
 from smartcrop.media.decode import DecodedFrame, decode_video, display_size, to_display_array
-from smartcrop.media.probe import MediaInfo
 
 ROW_HEIGHT = 240
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
-from smartcrop.errors import ErrorCode, SmartcropError
+from smartcrop.core.errors import ErrorCode, SmartcropError
+from smartcrop.core.mediainfo import MediaInfo
 
 CONTAINERS = {"mov": "mp4/mov", "matroska": "matroska/webm", "avi": "avi", "mpegts": "mpeg-ts", "mpeg": "mpeg-ps",
               "flv": "flv", "mxf": "mxf", "ogg": "ogg", "asf": "asf/wmv"}
@@ -28,31 +28,6 @@ class MediaError(SmartcropError, ValueError):
     """The source cannot be used as video (not media, no video stream, no decodable frame)."""
 
     code = ErrorCode.SOURCE_UNREADABLE
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    width: int  # stored (coded) geometry
-    height: int
-    display_width: int  # what a player shows: rotated, square pixels
-    display_height: int
-    rotation: int  # clockwise degrees that turn stored frames upright
-    sample_aspect: float
-    fps: float
-    duration: float
-    frame_count: int
-    video_codec: str
-    has_audio: bool
-    audio_codec: str | None = None
-
-    @property
-    def scale_x(self) -> float:
-        """Display pixels per stored pixel along the upright frame's x axis."""
-        return self.sample_aspect if self.rotation in (0, 180) else 1.0
-
-    @property
-    def scale_y(self) -> float:
-        return 1.0 if self.rotation in (0, 180) else self.sample_aspect
 
 
 def open_container(path: str | Path) -> av.container.InputContainer:

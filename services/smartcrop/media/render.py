@@ -18,9 +18,9 @@ from typing import Callable
 import av
 import numpy as np
 
-from smartcrop.job import OutputFormat, OutputKind
+from smartcrop.core.job import OutputFormat, OutputKind
+from smartcrop.core.mediainfo import MediaInfo
 from smartcrop.media.decode import DecodedAudio, DecodedFrame, decode_video
-from smartcrop.media.probe import MediaInfo
 
 log = logging.getLogger(__name__)
 

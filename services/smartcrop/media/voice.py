@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from smartcrop.detector.models import ModelError
+from smartcrop.core.errors import ModelError
 from smartcrop.media.probe import open_container
 
 log = logging.getLogger(__name__)

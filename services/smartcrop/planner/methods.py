@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
-from smartcrop.framedata import PERSON, FrameData
-from smartcrop.job import Method
+from smartcrop.core.framedata import PERSON, FrameData
+from smartcrop.core.job import Method
 from smartcrop.planner.focus import Focus
 
 OBJECT_WEIGHT = 0.1  # other COCO objects are subjects too, but a person always matters more

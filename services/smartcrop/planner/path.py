@@ -25,7 +25,7 @@ import numpy as np
 if TYPE_CHECKING:
     from scipy import sparse
 
-from smartcrop.job import Mode
+from smartcrop.core.job import Mode
 from smartcrop.planner.focus import Focus
 
 log = logging.getLogger(__name__)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from smartcrop.events import CropPlanned, TracksReady
-from smartcrop.framedata import CropPath, FrameData
-from smartcrop.job import OutputFormat, crop_size
-from smartcrop.media.probe import MediaInfo
+from smartcrop.core.events import CropPlanned, TracksReady
+from smartcrop.core.framedata import CropPath, FrameData
+from smartcrop.core.job import OutputFormat, crop_size
+from smartcrop.core.mediainfo import MediaInfo
+from smartcrop.core.ports import StageContext
 from smartcrop.planner.focus import Focus
 from smartcrop.planner.methods import Geometry, focus_for
 from smartcrop.planner.path import camera_path
-from smartcrop.stage import StageContext
 
 
 def plan_path(tracks: FrameData, media: MediaInfo, fmt: OutputFormat) -> CropPath:

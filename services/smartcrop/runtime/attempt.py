@@ -11,19 +11,29 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from smartcrop.cancellation import CancelWatch
-from smartcrop.errors import CANCELLED, ErrorCode, Failure, classify
-from smartcrop.events import ErrorInfo, Event, JobRequested, JobState, JobStatus
-from smartcrop.idempotency import JobIdConflict, Origin, claim, fingerprint, start_once
+from confluent_kafka import KafkaException
+
+from smartcrop.core.errors import CANCELLED, ErrorCode, Failure, classify
+from smartcrop.core.events import ErrorInfo, Event, JobRequested, JobState, JobStatus
+from smartcrop.core.ports import StageContext, StorageError
+from smartcrop.core.secrets import SecretBox
+from smartcrop.core.stage import Stage
 from smartcrop.runtime import metrics
+from smartcrop.runtime.cancellation import CancelWatch
 from smartcrop.runtime.config import Settings
+from smartcrop.runtime.edge import DeploymentEdge
+from smartcrop.runtime.idempotency import JobIdConflict, Origin, claim, fingerprint, start_once
 from smartcrop.runtime.outcome import Outcome
 from smartcrop.runtime.retry import backoff
-from smartcrop.runtime.secrets import SecretBox
-from smartcrop.runtime.storage import StorageError
-from smartcrop.stage import Stage, StageContext
 
 log = logging.getLogger(__name__)
+
+
+def failure_of(exc: BaseException) -> Failure:
+    """A job's error as a failure; a broker fault mid-job is the environment's, worth a retry."""
+    if isinstance(exc, KafkaException):
+        return Failure(ErrorCode.BROKER_UNAVAILABLE, str(exc), transient=True)
+    return classify(exc)
 
 PROGRESS_INTERVAL = 1.0
 UNCHECKED_RETRY_SECONDS = 5.0  # a job id that cannot be checked now is taken again after this
@@ -98,7 +108,7 @@ class JobAttempts:
             self.work.stop_reason = self.work.stop_reason or reason
 
     def admit(self, event: Event, message) -> Outcome | None:
-        """The first stage holds every job to one id, one job, one run (see ``smartcrop.idempotency``): a replay
+        """The first stage holds every job to one id, one job, one run (see ``smartcrop.runtime.idempotency``): a replay
         of a job another message started is committed and skipped, with no status; a different job under a taken
         id goes to the dead-letter topic with ``job_id_conflict`` and writes nothing under that id. None: run it."""
         if not isinstance(event, JobRequested):
@@ -144,7 +154,7 @@ class JobAttempts:
                 exc = future.exception()
                 if exc is None:
                     return self._complete(event, message, future.result())
-                failure = classify(exc)
+                failure = failure_of(exc)
                 decision = decide(failure, attempt, self.settings.job_attempts)
                 if decision is Decision.RETRY:
                     delay = backoff(attempt)
@@ -174,7 +184,9 @@ class JobAttempts:
             if throttle.ready():
                 self.host.send_status(JobStatus(event.job_id, JobState.RUNNING, name, self.stage.percent(fraction)))
 
-        ctx = StageContext(settings=self.settings, storage=self.storage, secrets=self.box, progress=progress,
+        ctx = StageContext(settings=self.settings, storage=self.storage,
+                           edge=DeploymentEdge(self.settings, self.storage),
+                           secrets=self.box, progress=progress,
                            is_cancelled=lambda: work.cancelled() or requested(),
                            count_frames=metrics.FRAMES.labels(name).inc,
                            count_inference=metrics.INFERENCE_SECONDS.labels(name).inc)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from smartcrop.job import Limits
+from smartcrop.core.home import cache_home
+from smartcrop.core.job import Limits
 
 DEFAULT_DETECTOR_MODEL = "yolo11n.pt"  # an official ultralytics name: downloaded by ultralytics on first use
 DEFAULT_FACE_MODEL = "face_detection_yunet_2023mar.onnx"
@@ -64,12 +64,6 @@ def _limits_from_env() -> Limits:
                   max_duration=_env_float("SMARTCROP_MAX_DURATION", Limits.max_duration),
                   max_resolution=max_resolution,
                   max_source_bytes=_env_int("SMARTCROP_MAX_SOURCE_BYTES", Limits.max_source_bytes))
-
-
-def cache_home() -> Path:
-    """Where the local stack keeps jars, binaries, data and logs: outside any checkout, reused between runs."""
-    base = _env("SMARTCROP_HOME") or os.path.join(_env("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "smartcrop")
-    return Path(base)
 
 
 def _local_stack_credentials() -> dict[str, str]:

@@ -14,10 +14,11 @@ import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from smartcrop.events import ControlAction, JobControl, decode_event
+from smartcrop.core.avro import SerdeError
+from smartcrop.core.events import ControlAction, JobControl, decode_event
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.kafka import client_config
-from smartcrop.runtime.serde import RegistryUnavailable, SerdeError
+from smartcrop.runtime.serde import RegistryUnavailable
 
 log = logging.getLogger(__name__)
 

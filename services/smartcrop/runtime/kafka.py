@@ -12,11 +12,11 @@ from typing import Iterator
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from smartcrop.events import Event, JobStatus, decode_event, encode_event
+from smartcrop.core.avro import SerdeError
+from smartcrop.core.events import Event, JobStatus, decode_event, encode_event
+from smartcrop.core.secrets import SecretBox
 from smartcrop.runtime.config import TOPICS, Settings
 from smartcrop.runtime.logs import kafka_client_logger
-from smartcrop.runtime.secrets import SecretBox
-from smartcrop.runtime.serde import SerdeError
 
 log = logging.getLogger(__name__)
 

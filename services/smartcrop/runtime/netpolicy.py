@@ -21,7 +21,7 @@ import socket
 from dataclasses import dataclass
 from typing import Iterable
 
-from smartcrop.job import JobError
+from smartcrop.core.job import JobError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -10,7 +10,8 @@ one to the other a service at a time:
   TopicNameStrategy (``<topic>-value``), each with compatibility BACKWARD, so a reader with an older schema reads
   events of a newer one: the reader resolves the registry's writer schema against its own.
 
-Per-frame data is written as Avro object container files, which carry their schema in the header.
+The schemas, single-object encoding and the container files of per-frame data are in :mod:`smartcrop.core.avro`;
+this module adds the registry framing, which needs a server.
 """
 
 from __future__ import annotations
@@ -19,26 +20,16 @@ import io
 import json
 import struct
 import threading
-from functools import cache
-from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import fastavro
-from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 
-from smartcrop.errors import ErrorCode, SmartcropError
+from smartcrop.core.avro import CONFLUENT_MAGIC, EVENT_TYPES, NAMESPACE, SerdeError, decode, encode, read_body, schema
+from smartcrop.core.errors import ErrorCode, SmartcropError
 
-NAMESPACE = "io.smartcrop.v1"
-SINGLE_OBJECT_MARKER = b"\xc3\x01"
-CONFLUENT_MAGIC = b"\x00"
-EVENT_TYPES = ("JobRequested", "DetectionsReady", "TracksReady", "CropPlanned", "JobStatus", "JobControl")
 FRAMINGS = ("single-object", "registry")
 COMPATIBILITY = "BACKWARD"
-
-
-class SerdeError(ValueError):
-    """Bytes that are not one of our events: the runner sends them to the dead-letter topic."""
 
 
 class RegistryUnavailable(SmartcropError, RuntimeError):
@@ -46,51 +37,6 @@ class RegistryUnavailable(SmartcropError, RuntimeError):
 
     code = ErrorCode.REGISTRY_UNAVAILABLE
     transient = True
-
-
-def schema_dir() -> Path:
-    """The packaged copy in a wheel, else the repository's ``schemas/`` (source checkout, editable install)."""
-    packaged = Path(__file__).resolve().parent.parent / "schemas"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[3] / "schemas"
-
-
-@cache
-def schema(name: str) -> dict:
-    """The parsed schema of a record type, e.g. ``schema("JobStatus")``."""
-    path = schema_dir() / f"{NAMESPACE}.{name}.avsc"
-    if not path.is_file():
-        raise FileNotFoundError(f"no Avro schema for {name} at {path}")
-    return load_schema(str(path))
-
-
-@cache
-def schema_fingerprint(name: str) -> bytes:
-    return struct.pack("<Q", int(fingerprint(to_parsing_canonical_form(schema(name)), "CRC-64-AVRO"), 16))
-
-
-@cache
-def _names_by_fingerprint() -> dict[bytes, str]:
-    return {schema_fingerprint(name): name for name in EVENT_TYPES}
-
-
-def encode(name: str, record: dict[str, Any]) -> bytes:
-    buffer = io.BytesIO()
-    buffer.write(SINGLE_OBJECT_MARKER)
-    buffer.write(schema_fingerprint(name))
-    fastavro.schemaless_writer(buffer, schema(name), record)
-    return buffer.getvalue()
-
-
-def decode(data: bytes) -> tuple[str, dict[str, Any]]:
-    """``(record type name, record)`` of a single-object encoded event; :class:`SerdeError` if it is not one."""
-    if data is None or len(data) < 10 or data[:2] != SINGLE_OBJECT_MARKER:
-        raise SerdeError("not Avro single-object encoded (missing C3 01 marker)")
-    name = _names_by_fingerprint().get(bytes(data[2:10]))
-    if name is None:
-        raise SerdeError(f"unknown schema fingerprint {bytes(data[2:10]).hex()}")
-    return name, _read_body(name, bytes(data[10:]), schema(name))
 
 
 def schema_json(name: str) -> str:
@@ -200,7 +146,7 @@ class Codec:
             raise SerdeError("Confluent-framed message shorter than its 5-byte header")
         schema_id = struct.unpack(">I", data[1:5])[0]
         name, writer = self._writer(schema_id)
-        return name, _read_body(name, data[5:], writer)
+        return name, read_body(name, data[5:], writer)
 
     def _writer(self, schema_id: int) -> tuple[str, Any]:
         if schema_id not in self._writers:
@@ -221,18 +167,7 @@ class Codec:
         return self._writers[schema_id]
 
 
-def _read_body(name: str, body: bytes, writer) -> dict[str, Any]:
-    try:
-        buffer = io.BytesIO(body)
-        record = fastavro.schemaless_reader(buffer, writer, schema(name))
-    except Exception as exc:  # fastavro raises many types on garbage: EOFError, UnicodeDecodeError, IndexError ...
-        raise SerdeError(f"undecodable {name} body: {type(exc).__name__}: {exc}") from None
-    if buffer.tell() != len(body):
-        raise SerdeError(f"{name} body has {len(body) - buffer.tell()} trailing bytes")
-    return record
-
-
-SINGLE_OBJECT = Codec()
+SINGLE_OBJECT = Codec()  # the default framing, with the registry framing's reader
 _codecs: dict[tuple[str, str], Codec] = {}
 
 
@@ -246,13 +181,3 @@ def codec_for(registry_url: str, framing: str = "") -> Codec:
     if key not in _codecs:
         _codecs[key] = Codec(SchemaRegistry(registry_url), key[1])
     return _codecs[key]
-
-
-def write_container(name: str, records: Iterable[dict[str, Any]]) -> bytes:
-    buffer = io.BytesIO()
-    fastavro.writer(buffer, schema(name), records, codec="deflate")
-    return buffer.getvalue()
-
-
-def read_container(data: bytes) -> Iterator[dict[str, Any]]:
-    yield from fastavro.reader(io.BytesIO(data))

@@ -10,8 +10,8 @@ Per input message:
   succeed gets a ``failed`` status with a stable code and the partition moves on (:mod:`smartcrop.runtime.attempt`);
 - a rebalance, a lost assignment or SIGTERM mid-job aborts it without committing, so the partition's next owner
   redoes it. Object keys are deterministic, so the redo overwrites rather than duplicates;
-- a cancel request (:mod:`smartcrop.cancellation`: a marker object or a request on the control topic) stops the job
-  at its next checkpoint and commits ``cancelled``.
+- a cancel request (:mod:`smartcrop.runtime.cancellation`: a marker object or a request on the control topic) stops
+  the job at its next checkpoint and commits ``cancelled``.
 
 This module is the consumer loop and its rebalance callbacks; liveness, readiness and lag are in
 :mod:`smartcrop.runtime.health`.
@@ -27,8 +27,12 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from smartcrop.errors import CODES
-from smartcrop.events import TOPIC_TYPES, Event, JobStatus, decode_event, encode_event
+from smartcrop.core.avro import SerdeError
+from smartcrop.core.errors import CODES
+from smartcrop.core.events import TOPIC_TYPES, Event, JobStatus, decode_event, encode_event
+from smartcrop.core.ports import StorageError
+from smartcrop.core.secrets import SecretBox
+from smartcrop.core.stage import Stage
 from smartcrop.runtime import metrics
 from smartcrop.runtime.attempt import JobAttempts, undecodable_headers
 from smartcrop.runtime.committer import Committer, Record
@@ -39,10 +43,8 @@ from smartcrop.runtime.kafka import admin_client, client_config, producer_config
 from smartcrop.runtime.logs import current_job
 from smartcrop.runtime.outcome import Outcome
 from smartcrop.runtime.retry import backoff
-from smartcrop.runtime.secrets import SecretBox
-from smartcrop.runtime.serde import RegistryUnavailable, SerdeError
-from smartcrop.runtime.storage import S3Storage, StorageError
-from smartcrop.stage import Stage
+from smartcrop.runtime.serde import RegistryUnavailable
+from smartcrop.runtime.storage import S3Storage
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +309,7 @@ def _on_status_delivery(error, message) -> None:
 def serve(stage_name: str, settings: Settings | None = None) -> None:
     """``smartcrop serve <stage>``: run one stage until SIGTERM."""
     from smartcrop.runtime.logs import setup_service_logging
-    from smartcrop.stage import stages
+    from smartcrop.stages import stages
 
     setup_service_logging(stage_name)
     settings = settings or Settings.from_env()

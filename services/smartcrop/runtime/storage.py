@@ -14,40 +14,14 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Iterator
 from urllib.parse import unquote, urlsplit
 
-from smartcrop.errors import ErrorCode, SmartcropError
+from smartcrop.core.ports import ObjectNotFound, StorageError
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.retry import retry_for
 
 log = logging.getLogger(__name__)
-
-
-class StorageError(SmartcropError, RuntimeError):
-    """A storage operation failed for reasons outside the job (server down, network): worth a retry."""
-
-    code = ErrorCode.STORAGE_UNAVAILABLE
-    transient = True
-
-
-class ObjectNotFound(StorageError):
-    code = ErrorCode.SOURCE_UNREADABLE
-    transient = False
-
-
-class Storage(Protocol):
-    def uri(self, key: str) -> str: ...
-
-    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str: ...
-
-    def put_file(self, key: str, path: Path, content_type: str | None = None) -> str: ...
-
-    def get_bytes(self, uri: str) -> bytes: ...
-
-    def local_copy(self, uri: str) -> contextlib.AbstractContextManager[Path]: ...
-
-    def exists(self, key: str) -> bool: ...
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -106,6 +80,14 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
+
+    def reference_file(self, key: str, path: Path) -> str:
+        """A local file needs no copy in a directory store: later stages read it where it is."""
+        return Path(path).resolve().as_uri()
+
+    def size_in_store(self, uri: str) -> int | None:
+        """An ``s3://`` object is never in a directory store."""
+        return None
 
     def create_once(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> bool:
         """Write ``key`` only if it does not exist (atomically); False when it already did."""
@@ -305,6 +287,19 @@ class S3Storage:
 
         self._retrying(upload)
         return self.uri(key)
+
+    def reference_file(self, key: str, path: Path) -> str:
+        """A local file reaches the other services' machines only as an object of this store."""
+        return self.put_file(key, path)
+
+    def size_in_store(self, uri: str) -> int | None:
+        """The size of ``uri`` when it names an object in this very bucket, which later stages can read in place;
+        None for any other location."""
+        location = S3Location.parse(uri)
+        if location.endpoint != self.host or location.bucket != self.bucket:
+            return None
+        with _wrap_s3_errors("read", uri):
+            return self.quick_client.stat_object(location.bucket, location.key).size or 0
 
     def get_bytes(self, uri: str) -> bytes:
         location = self._location(uri)

@@ -7,11 +7,12 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from smartcrop.errors import ErrorCode, SmartcropError
-from smartcrop.job import Destination, JobError, check_source_size
+from smartcrop.core.errors import ErrorCode, SmartcropError
+from smartcrop.core.job import Destination, JobError, check_source_size
+from smartcrop.core.ports import Storage, StorageError
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.netpolicy import BlockedAddress, NetworkPolicy, guarded_pool_manager
-from smartcrop.runtime.storage import LocalStorage, ObjectNotFound, S3Location, StorageError, file_path, s3_client
+from smartcrop.runtime.storage import S3Location, file_path, s3_client
 
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -36,7 +37,7 @@ def network_policy(settings: Settings) -> NetworkPolicy:
     return NetworkPolicy.parse(settings.allowed_networks)
 
 
-def ingest_source(source: str, storage, job_id: str, settings: Settings) -> str:
+def ingest_source(source: str, storage: Storage, job_id: str, settings: Settings) -> str:
     """Make the source readable by every later stage and return its URI.
 
     A local file stays where it is for local storage; everything else is copied once to ``jobs/{job_id}/source.*``.
@@ -46,21 +47,18 @@ def ingest_source(source: str, storage, job_id: str, settings: Settings) -> str:
     if scheme == "file":
         path = local_source(source, settings)
         check_source_size(path.stat().st_size, settings.limits)
-        if isinstance(storage, LocalStorage):
-            return path.resolve().as_uri()
-        return storage.put_file(key, path)
+        return storage.reference_file(key, path)
     with tempfile.TemporaryDirectory(prefix="smartcrop-src-") as tmp:
         local = Path(tmp) / f"source{_suffix(source)}"
         if scheme in ("http", "https"):
             download_http(source, local, settings)
         elif scheme == "s3":
+            stored = storage.size_in_store(source)
+            if stored is not None:  # already in our store: read it in place
+                check_source_size(stored, settings.limits)
+                return source
             location = S3Location.parse(source)
-            own = settings.is_own_s3_host(location.endpoint)
-            if own and getattr(storage, "bucket", None) == location.bucket and getattr(storage, "host", None) == \
-                    location.endpoint:
-                _check_s3_size(storage.client, location, settings)
-                return source  # already in our store: read it in place
-            _download_s3(location, local, settings, own)
+            _download_s3(location, local, settings, settings.is_own_s3_host(location.endpoint))
         else:
             raise SourceError(f"unsupported source scheme {scheme!r}")
         return storage.put_file(key, local)
@@ -210,7 +208,8 @@ def redact(url: str) -> str:
 
 
 def publish_outputs(rendered: Path, entry_points: list[Path], *, destination: Destination | None, secret: str | None,
-                    storage, job_id: str, format_index: int, is_directory: bool, settings: Settings) -> list[str]:
+                    storage: Storage, job_id: str, format_index: int, is_directory: bool,
+                    settings: Settings) -> list[str]:
     """Put a rendered output (one file, or a directory of playlists and segments) where the job wants it.
 
     Returns the URIs of the entry points. For MP4 a destination URL names the file (a trailing ``/`` makes it a
@@ -275,4 +274,4 @@ def _content_type(path: Path) -> str:
     return _CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
 
 
-__all__ = ["ingest_source", "publish_outputs", "SourceError", "DestinationError", "ObjectNotFound"]
+__all__ = ["ingest_source", "publish_outputs", "SourceError", "DestinationError"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from smartcrop.framedata import PERSON, FrameData
+from smartcrop.core.framedata import PERSON, FrameData
 from smartcrop.media.voice import SPEECH
 
 SPEED_SMOOTHING = 0.5  # seconds over which velocities are averaged (detector noise)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from smartcrop.events import DetectionsReady, TracksReady
-from smartcrop.framedata import FrameData
-from smartcrop.stage import StageContext
+from smartcrop.core.events import DetectionsReady, TracksReady
+from smartcrop.core.framedata import FrameData
+from smartcrop.core.ports import StageContext
 from smartcrop.tracker.features import add_features
 from smartcrop.tracker.tracking import track_objects
 

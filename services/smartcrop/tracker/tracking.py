@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from smartcrop.framedata import FrameData
+from smartcrop.core.framedata import FrameData
 from smartcrop.tracker.bytetrack import ByteTrack, ByteTrackParams
 
 TRACK_SECONDS = 3.0  # how long a lost track may be re-found

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from smartcrop.errors import ErrorCode, SmartcropError
+from smartcrop.core.errors import ErrorCode, SmartcropError
 
 MIN_CROP_SIDE = 64
 """A crop narrower or shorter than this (in source display pixels) is not a useful picture."""

@@ -18,9 +18,9 @@ import json
 from dataclasses import dataclass
 from enum import Enum
 
-from smartcrop.errors import ErrorCode, SmartcropError
-from smartcrop.job import JobSpec
-from smartcrop.runtime.secrets import SecretBox
+from smartcrop.core.errors import ErrorCode, SmartcropError
+from smartcrop.core.job import JobSpec
+from smartcrop.core.secrets import SecretBox
 
 
 class JobIdConflict(SmartcropError):

@@ -1,7 +1,7 @@
 """The events stages exchange, as typed dataclasses that mirror ``schemas/*.avsc`` field for field.
 
 A test checks every dataclass against its schema, so the Avro files stay the one contract. Conversion is generic:
-dataclasses become records, enums their symbols, and a destination :class:`~smartcrop.job.Secret` is sealed on the
+dataclasses become records, enums their symbols, and a destination :class:`~smartcrop.core.job.Secret` is sealed on the
 way out and stays sealed on the way in.
 """
 
@@ -16,11 +16,11 @@ from enum import Enum
 from functools import cache
 from typing import Any, ClassVar, Union
 
-from smartcrop.job import JobSpec, Secret
-from smartcrop.media.probe import MediaInfo
-from smartcrop.runtime import serde
-from smartcrop.runtime.secrets import SecretBox
-from smartcrop.stage import INPUT_TOPICS
+from smartcrop.core import avro
+from smartcrop.core.job import JobSpec, Secret
+from smartcrop.core.mediainfo import MediaInfo
+from smartcrop.core.secrets import SecretBox
+from smartcrop.core.stage import INPUT_TOPICS
 
 
 class JobState(str, Enum):
@@ -185,17 +185,17 @@ def from_record(kind: Any, value: Any) -> Any:
     return value
 
 
-def encode_event(event: Event, box: SecretBox | None = None, *, codec: serde.Codec | None = None,
+def encode_event(event: Event, box: SecretBox | None = None, *, codec: avro.EventCodec | None = None,
                  topic: str | None = None) -> bytes:
     """Single-object encoded unless ``codec`` says otherwise; registry framing needs the ``topic`` (its subject)."""
-    return (codec or serde.SINGLE_OBJECT).encode(type(event).__name__, to_record(event, box), topic)
+    return (codec or avro.SINGLE_OBJECT).encode(type(event).__name__, to_record(event, box), topic)
 
 
-def decode_event(data: bytes, codec: serde.Codec | None = None) -> Event:
-    """Bytes from the wire, in either framing, to an event; :class:`serde.SerdeError` if they are not one of ours.
+def decode_event(data: bytes, codec: avro.EventCodec | None = None) -> Event:
+    """Bytes from the wire, in either framing, to an event; :class:`avro.SerdeError` if they are not one of ours.
     Registry-framed events need a ``codec`` with a registry to look their schema up."""
-    name, record = (codec or serde.SINGLE_OBJECT).decode(data)
+    name, record = (codec or avro.SINGLE_OBJECT).decode(data)
     try:
         return from_record(EVENT_CLASSES[name], record)
     except (KeyError, TypeError, ValueError) as exc:
-        raise serde.SerdeError(f"{name} does not fit its dataclass: {exc}") from None
+        raise avro.SerdeError(f"{name} does not fit its dataclass: {exc}") from None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from smartcrop.runtime import serde
+from smartcrop.core import avro
 
 PERSON = 0
 
@@ -140,7 +140,7 @@ class FrameData:
                        "analysed": bool(self.analysed[i]), "boxes": box_records, "faces": faces,
                        "voice": None if np.isnan(voice) else float(voice)}
 
-        return serde.write_container("FrameObjects", records())
+        return avro.write_container("FrameObjects", records())
 
     @classmethod
     def from_avro(cls, data: bytes) -> "FrameData":
@@ -148,7 +148,7 @@ class FrameData:
         box_rows: list[tuple] = []
         face_rows: list[tuple] = []
         nan4 = (np.nan,) * 4
-        for record in serde.read_container(data):
+        for record in avro.read_container(data):
             i = len(t)
             t.append(record["t"])
             shot_start.append(record["shot_start"])
@@ -189,13 +189,13 @@ class CropPath:
     cut: np.ndarray  # (F,) bool: no camera move leads into this frame
 
     def to_avro(self) -> bytes:
-        return serde.write_container("CropWindow", (
+        return avro.write_container("CropWindow", (
             {"index": i, "t": float(self.t[i]), "x": float(x), "y": float(y), "w": float(w), "h": float(h),
              "cut": bool(self.cut[i])} for i, (x, y, w, h) in enumerate(self.windows)))
 
     @classmethod
     def from_avro(cls, data: bytes) -> "CropPath":
-        records = list(serde.read_container(data))
+        records = list(avro.read_container(data))
         return cls(t=np.array([r["t"] for r in records], float),
                    windows=np.array([(r["x"], r["y"], r["w"], r["h"]) for r in records], float).reshape(-1, 4),
                    cut=np.array([r.get("cut", False) for r in records], bool))

@@ -48,6 +48,12 @@ class SmartcropError(Exception):
     transient: ClassVar[bool] = False
 
 
+class ModelError(SmartcropError, RuntimeError):
+    """The configured model cannot be loaded: a deployment problem, reported loudly, never skipped."""
+
+    code = ErrorCode.MODEL_UNAVAILABLE
+
+
 @dataclass(frozen=True)
 class Failure:
     code: str
@@ -61,11 +67,4 @@ def classify(exc: BaseException) -> Failure:
     code = getattr(exc, "code", None)
     if isinstance(code, str) and code:
         return Failure(code, str(exc) or type(exc).__name__, transient=False)
-    try:
-        from confluent_kafka import KafkaException
-
-        if isinstance(exc, KafkaException):
-            return Failure(ErrorCode.BROKER_UNAVAILABLE, str(exc), transient=True)
-    except ImportError:  # pragma: no cover
-        pass
     return Failure(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", transient=False)

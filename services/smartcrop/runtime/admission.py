@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from smartcrop.job import JobError, JobSpec, check_against_source, check_source_media, validate_spec
-from smartcrop.media.probe import MediaInfo
+from smartcrop.core.job import JobError, JobSpec, check_against_source, check_source_media, validate_spec
+from smartcrop.core.mediainfo import MediaInfo
 from smartcrop.runtime.config import Settings
 from smartcrop.runtime.storage import S3Location
 from smartcrop.runtime.transfer import check_file_source, host_port, network_policy

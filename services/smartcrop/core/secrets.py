@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from smartcrop.errors import ErrorCode, SmartcropError
-from smartcrop.job import Secret
+from smartcrop.core.errors import ErrorCode, SmartcropError
+from smartcrop.core.job import Secret
 
 
 class SecretKeyError(SmartcropError, RuntimeError):

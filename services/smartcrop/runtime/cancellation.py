@@ -15,8 +15,8 @@ import json
 import logging
 import time
 
-from smartcrop.events import utcnow
-from smartcrop.runtime.storage import StorageError
+from smartcrop.core.events import utcnow
+from smartcrop.core.ports import StorageError
 
 log = logging.getLogger(__name__)
 

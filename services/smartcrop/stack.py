@@ -23,8 +23,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from smartcrop.runtime.config import cache_home
-from smartcrop.stage import STAGE_NAMES
+from smartcrop.core.home import cache_home
+from smartcrop.core.stage import STAGE_NAMES
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.25.3"
