@@ -64,10 +64,11 @@ def reference_for(clip: Path, media, model: str, *, refresh: bool = False) -> Re
     data = analyse(clip, media, detector, analysis_fps=media.fps / 2, batch_size=settings.detector_batch,
                     adapt_rate=False)
     seconds = time.perf_counter() - started
-    reference = Reference(t=np.asarray(data.t, float), shot_start=np.asarray(data.shot_start, bool),
-                          analysed=np.asarray(data.analysed, bool), frame=np.asarray(data.frame, int),
-                          xyxy=np.asarray(data.xyxy, np.float32), score=np.asarray(data.score, np.float32),
-                          cls=np.asarray(data.cls, int), seconds=seconds)
+    timeline, boxes = data.timeline, data.boxes
+    reference = Reference(t=np.asarray(timeline.t, float), shot_start=np.asarray(timeline.shot_start, bool),
+                          analysed=np.asarray(timeline.analysed, bool), frame=np.asarray(boxes.frame, int),
+                          xyxy=np.asarray(boxes.xyxy, np.float32), score=np.asarray(boxes.score, np.float32),
+                          cls=np.asarray(boxes.cls, int), seconds=seconds)
     file.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(file, t=reference.t, shot_start=reference.shot_start, analysed=reference.analysed,
                         frame=reference.frame, xyxy=reference.xyxy, score=reference.score, cls=reference.cls)

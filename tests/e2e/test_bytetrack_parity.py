@@ -33,11 +33,12 @@ def test_same_ids_and_rows_as_ultralytics_on_real_detections(name, detector):
     fps = Settings().analysis_fps
     data = analyse(path, probe(path), detector, analysis_fps=fps)
     buffer = max(1, int(TRACK_SECONDS * fps))
-    shots = np.cumsum(data.shot_start) if data.shot_start.any() else np.zeros(len(data.t), int)
+    timeline, boxes = data.timeline, data.boxes
+    shots = timeline.shot_ids()
     tracked_boxes = 0
     for shot in np.unique(shots):
-        frames = [(data.xyxy[data.frame == index], data.score[data.frame == index])
-                  for index in np.flatnonzero(data.analysed & (shots == shot))]
+        frames = [(boxes.xyxy[boxes.frame == index], boxes.score[boxes.frame == index])
+                  for index in np.flatnonzero(timeline.analysed & (shots == shot))]
         assert first_difference(frames, buffer) is None, f"shot {shot}"
         tracked_boxes += sum(len(rows) for _, rows in ours(frames, buffer))
     assert tracked_boxes > 50  # the clip has people to track

@@ -154,6 +154,21 @@ def publish_job(settings: Settings, document: dict, partition: int | None = None
     return job
 
 
+def wait_until_ready(url: str, process: subprocess.Popen, log_path: Path, what: str, timeout: float = 60) -> None:
+    """Poll ``url`` until it answers 200; fail with the tail of the log when the process dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"{what} not ready: {log_path.read_text()[-3000:]}"
+        time.sleep(0.3)
+
+
 def a_job(source: str, job_id: str, **fmt) -> dict:
     """A job document with one 9:16 smart-crop MP4 format; ``fmt`` adds or overrides format fields."""
     return {"query": {"job_id": job_id, "source": source, "format": [
@@ -266,17 +281,7 @@ def gateway(settings, stack_env, services, tmp_path_factory):
         process = subprocess.Popen([sys.executable, "-m", "smartcrop", "serve", "gateway"], env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, log_path.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"gateway not ready: {log_path.read_text()[-3000:]}"
-        time.sleep(0.3)
+    wait_until_ready(f"{url}/readyz", process, log_path, "gateway")
     yield type("Gateway", (), {"url": url, "log": log_path, "process": process})
     process.terminate()
     process.wait(30)

@@ -21,7 +21,7 @@ from smartcrop.runtime.kafka import admin_client
 from .. import tools
 from ..conftest import shared_media
 from ..deploy.queries import RULES, SCRAPE_CONFIG, dashboard_expressions, rule_expressions, series_names
-from .conftest import free_port, service_env, submit
+from .conftest import free_port, service_env, submit, wait_until_ready
 
 pytestmark = pytest.mark.integration
 CLIP = "A_man_talking_restaurant_720p_visualvoice.mp4"
@@ -76,17 +76,7 @@ def prometheus(services, gateway, tmp_path_factory):  # noqa: F811
                                stdout=log, stderr=subprocess.STDOUT)
     server = Prometheus(port)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (work / "prometheus.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{server.url}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "Prometheus did not become ready"
-            time.sleep(0.5)
+        wait_until_ready(f"{server.url}/-/ready", process, work / "prometheus.log", "Prometheus")
         yield server
     finally:
         process.terminate()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from smartcrop.core.framedata import FrameData
+from smartcrop.core.framedata import Boxes, FrameData, Timeline
 
 
 @dataclass
@@ -46,12 +46,14 @@ class Scene:
         array = np.array(rows, float).reshape(-1, 15)
         shot = np.zeros(self.frames, bool)
         shot[self.cuts] = True
-        return FrameData(t=np.arange(self.frames) / self.fps, shot_start=shot, analysed=np.ones(self.frames, bool),
-                         frame=array[:, 0].astype(int), xyxy=array[:, 1:5].astype(np.float32),
-                         score=array[:, 5].astype(np.float32), cls=array[:, 6].astype(int),
-                         track_id=array[:, 7].astype(int), speed=array[:, 8].astype(np.float32),
-                         speaking=array[:, 9].astype(np.float32), sharpness=array[:, 10].astype(np.float32),
-                         face_xyxy=array[:, 11:15].astype(np.float32))
+        boxes = Boxes.detected(frame=array[:, 0].astype(int), xyxy=array[:, 1:5].astype(np.float32),
+                               score=array[:, 5].astype(np.float32), class_id=array[:, 6].astype(int),
+                               sharpness=array[:, 10].astype(np.float32))
+        boxes = boxes.replace(track_id=array[:, 7].astype(int), speed=array[:, 8].astype(np.float32),
+                              speaking=array[:, 9].astype(np.float32), face_xyxy=array[:, 11:15].astype(np.float32))
+        timeline = Timeline.of(t=np.arange(self.frames) / self.fps, shot_start=shot,
+                               analysed=np.ones(self.frames, bool))
+        return FrameData(timeline=timeline, boxes=boxes)
 
 
 def person(x_centre: float, width: float = 200, top: float = 100, height: float = 500):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from smartcrop.core.framedata import CropPath, FrameData
+from smartcrop.core.framedata import Boxes, CropPath, Faces, FrameData, Timeline
 from smartcrop.detector.shots import detect_cuts
 
 
@@ -27,22 +27,21 @@ def frames(boxes_per_frame, count=10, cut_at=None):
     if cut_at is not None:
         shot[cut_at] = True
     array = np.array(rows, float).reshape(-1, 8)
-    return FrameData(t=np.arange(count) / 10.0, shot_start=shot, analysed=np.ones(count, bool),
-                     frame=array[:, 0].astype(int), xyxy=array[:, 1:5].astype(np.float32),
-                     score=array[:, 5].astype(np.float32), cls=array[:, 6].astype(int),
-                     track_id=array[:, 7].astype(int))
+    boxes = Boxes.detected(frame=array[:, 0].astype(int), xyxy=array[:, 1:5].astype(np.float32),
+                           score=array[:, 5].astype(np.float32), class_id=array[:, 6].astype(int))
+    return FrameData(timeline=Timeline.of(t=np.arange(count) / 10.0, shot_start=shot, analysed=np.ones(count, bool)),
+                     boxes=boxes.replace(track_id=array[:, 7].astype(int)))
 
 
 def test_frame_data_round_trips_through_avro():
     data = frames({0: [(1, 2, 3, 4, 0.9, 0, 7)], 3: [(5, 6, 7, 8, 0.5, 2, -1), (0, 0, 10, 10, 0.7, 0, 8)]}, cut_at=5)
     back = FrameData.from_avro(data.to_avro())
-    assert np.array_equal(back.t, data.t) and np.array_equal(back.shot_start, data.shot_start)
-    order = np.lexsort((data.track_id, data.frame))
-    back_order = np.lexsort((back.track_id, back.frame))
-    assert np.array_equal(back.frame[back_order], data.frame[order])
-    assert np.allclose(back.xyxy[back_order], data.xyxy[order])
-    assert np.array_equal(back.track_id[back_order], data.track_id[order])
-    assert back.shot_ids().tolist() == [0] * 5 + [1] * 5
+    assert np.array_equal(back.timeline.t, data.timeline.t)
+    assert np.array_equal(back.timeline.shot_start, data.timeline.shot_start)
+    for name in ("frame", "xyxy", "score", "cls", "track_id", "speed", "speaking", "sharpness"):
+        assert np.array_equal(getattr(back.boxes, name), getattr(data.boxes, name)), name
+    assert np.isnan(back.boxes.face_xyxy).all() and np.isnan(back.boxes.mouth_open).all()
+    assert back.timeline.shot_ids().tolist() == [0] * 5 + [1] * 5
 
 
 def test_plan_windows_round_trip():
@@ -93,7 +92,7 @@ def analysed_times(path, detector=None) -> np.ndarray:
     from smartcrop.media.probe import probe
 
     data = analyse(path, probe(path), detector or person_at(100), analysis_fps=5.0, batch_size=2)
-    return data.t[data.analysed]
+    return data.timeline.t[data.timeline.analysed]
 
 
 def test_a_still_shot_is_sampled_at_half_the_rate_and_a_cut_at_once(tmp_path):
@@ -165,29 +164,26 @@ def test_the_frames_sampled_do_not_depend_on_how_fast_the_model_runs(tmp_path):
         def progress(fraction):  # called from the decode loop every 25 frames
             time.sleep(float(delays.choice([0.0, 0.1])))
         data = analyse(clip, probe(clip), detect, analysis_fps=5.0, batch_size=2, progress=progress)
-        return data.t[data.analysed].tolist()
+        return data.timeline.t[data.timeline.analysed].tolist()
     runs = [run(seed) for seed in range(6)]
     assert all(times == runs[0] for times in runs[1:]), runs
     assert len(runs[0]) < 4.0 * 5, "the rate still adapts"
 
 
 def test_faces_round_trip_through_avro_with_their_tracks_and_mouth_motion():
-    from smartcrop.core.framedata import FaceTable
-
-    data = frames({0: [(1, 2, 3, 4, 0.9, 0, 7)]})
-    data.faces = FaceTable(frame=np.array([0, 0, 4]), xyxy=np.array([[1, 2, 3, 4], [5, 6, 7, 8], [1, 2, 3, 4]],
-                                                                   np.float32),
-                           score=np.array([0.9, 0.8, 0.7], np.float32), mouth_open=np.full(3, np.nan, np.float32),
-                           track=np.array([0, 1, 0]), mouth_motion=np.array([np.nan, 0.5, 1.25], np.float32))
+    faces = Faces(frame=np.array([0, 0, 4]), xyxy=np.array([[1, 2, 3, 4], [5, 6, 7, 8], [1, 2, 3, 4]], np.float32),
+                  score=np.array([0.9, 0.8, 0.7], np.float32), mouth_open=np.full(3, np.nan, np.float32),
+                  track=np.array([0, 1, 0]), mouth_motion=np.array([np.nan, 0.5, 1.25], np.float32))
+    data = frames({0: [(1, 2, 3, 4, 0.9, 0, 7)]}).replace(faces=faces)
     back = FrameData.from_avro(data.to_avro()).faces
     assert back.frame.tolist() == [0, 0, 4] and back.track.tolist() == [0, 1, 0]
     assert np.allclose(back.mouth_motion, [np.nan, 0.5, 1.25], equal_nan=True)
-    assert np.allclose(back.xyxy, data.faces.xyxy) and np.isnan(back.mouth_open).all()
+    assert np.allclose(back.xyxy, faces.xyxy) and np.isnan(back.mouth_open).all()
 
 
 def test_between_analysed_frames_adaptive_reads_mouths_only_near_speech_and_talking_person_always(tmp_path):
     from smartcrop.detector.analysis import FacePolicy, analyse
-    from smartcrop.detector.faces import Faces
+    from smartcrop.detector.faces import FaceDetections
     from smartcrop.detector.models import FrameDetections
     from smartcrop.media.probe import probe
 
@@ -203,10 +199,10 @@ def test_between_analysed_frames_adaptive_reads_mouths_only_near_speech_and_talk
 
         def faces(image):
             calls.append(1)
-            return Faces.empty()
+            return FaceDetections.empty()
         data = analyse(clip, probe(clip), two_people, analysis_fps=5.0, batch_size=2, faces=faces,
                        face_policy=policy, voice=lambda path, times: None)
-        return len(calls), int(data.analysed.sum())
+        return len(calls), int(data.timeline.analysed.sum())
 
     calls, analysed = read_faces(FacePolicy.CROWDED)
     assert calls == analysed, "adaptive in a silent clip: faces on the analysed frames only"
@@ -220,7 +216,7 @@ def test_face_reads_thin_out_where_no_face_is_large_enough_to_read_and_resume_af
     ``FACE_PATIENCE``, instead of one per sample; readable faces keep every read, and a cut gives a new shot its
     full rate at once."""
     from smartcrop.detector.analysis import FACE_PATIENCE, FACE_PROBE, MIN_FACE_PX, FacePolicy, analyse
-    from smartcrop.detector.faces import Faces
+    from smartcrop.detector.faces import FaceDetections
     from smartcrop.detector.models import FrameDetections
     from smartcrop.media.probe import probe
 
@@ -238,11 +234,11 @@ def test_face_reads_thin_out_where_no_face_is_large_enough_to_read_and_resume_af
         def faces(image):
             times.append(len(times))
             box = np.array([[100, 30, 100 + face_width, 30 + face_width]], np.float32)
-            return Faces(box, np.array([0.9], np.float32), np.array([np.nan], np.float32))
+            return FaceDetections(box, np.array([0.9], np.float32), np.array([np.nan], np.float32))
         data = analyse(clip, probe(clip), two_people, analysis_fps=5.0, batch_size=2, faces=faces,
                        face_policy=FacePolicy.CROWDED, voice=lambda path, times: None)
         read = data.faces.frame
-        return data.t[read], int(data.analysed.sum())
+        return data.timeline.t[read], int(data.timeline.analysed.sum())
 
     readable, analysed = read_times(MIN_FACE_PX)
     assert len(readable) == analysed, "readable faces: a read on every analysed frame"

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from smartcrop.core.errors import ModelError
-from smartcrop.detector.faces import FaceAnalyzer, Faces, load_face_analyzer
+from smartcrop.detector.faces import FaceAnalyzer, FaceDetections, load_face_analyzer
 from smartcrop.media.decode import decode_video, display_size, to_display_array
 from smartcrop.media.probe import probe
 from smartcrop.media.voice import decode_audio, voice_activity
@@ -73,7 +73,7 @@ def one_second_std(times: list[float], values: list[float]) -> float:
 def test_yunet_finds_exactly_one_face_on_the_talking_head(faces):
     for t, image in frames(TALKING_HEAD, 0.0, 3.0)[::6]:
         found = faces(image, lips=True)
-        assert isinstance(found, Faces)
+        assert isinstance(found, FaceDetections)
         assert len(found) == 1, f"t={t:.2f}: {len(found)} faces"
         x0, y0, x1, y1 = found.xyxy[0]
         assert found.xyxy.dtype == np.float32 and found.score.dtype == np.float32

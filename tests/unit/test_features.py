@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from smartcrop.core.framedata import FaceTable, FrameData
+from smartcrop.core.framedata import Faces, FrameData, Timeline
 from smartcrop.tracker.features import LEAD_FULL, add_features, face_speaking, match_faces, speech_evidence, track_speed
 
 from .scenes import Scene, Subject, person
@@ -14,8 +14,8 @@ def test_speed_is_size_normalised():
     scene = Scene([Subject(1, lambda f: person(300 + 10 * f, height=500)), Subject(2, person(900))], frames=20)
     tracks = scene.tracks()
     speed = track_speed(tracks)
-    assert np.allclose(speed[tracks.track_id == 1], 0.1, atol=1e-4)
-    assert np.allclose(speed[tracks.track_id == 2], 0.0)
+    assert np.allclose(speed[tracks.boxes.track_id == 1], 0.1, atol=1e-4)
+    assert np.allclose(speed[tracks.boxes.track_id == 2], 0.0)
 
 
 def test_speed_does_not_run_across_a_cut():
@@ -25,12 +25,12 @@ def test_speed_does_not_run_across_a_cut():
 
 def test_faces_go_to_the_person_whose_head_they_are():
     tracks = Scene([Subject(1, person(300)), Subject(2, person(900))], frames=1).tracks()
-    tracks.faces = FaceTable(frame=np.array([0, 0, 0]),
-                             xyxy=np.array([[870, 110, 930, 180], [270, 120, 330, 190], [280, 500, 320, 540]],
-                                           np.float32),
-                             score=np.array([0.9, 0.8, 0.9], np.float32), mouth_open=np.full(3, np.nan, np.float32))
+    tracks = tracks.replace(faces=Faces.found(
+        frame=np.array([0, 0, 0]),
+        xyxy=np.array([[870, 110, 930, 180], [270, 120, 330, 190], [280, 500, 320, 540]], np.float32),
+        score=np.array([0.9, 0.8, 0.9], np.float32), mouth_open=np.full(3, np.nan, np.float32)))
     face = match_faces(tracks)
-    first, second = np.flatnonzero(tracks.track_id == 1)[0], np.flatnonzero(tracks.track_id == 2)[0]
+    first, second = np.flatnonzero(tracks.boxes.track_id == 1)[0], np.flatnonzero(tracks.boxes.track_id == 2)[0]
     assert face[first] == 1
     assert face[second] == 0  # not the knee "face"
 
@@ -38,17 +38,17 @@ def test_faces_go_to_the_person_whose_head_they_are():
 def conversation(motion_a, motion_b, *, frames: int = 40, fps: float = 10.0, voice=None) -> FrameData:
     """Two faces side by side on every frame, with the given mouth motion per frame (face tracks 0 and 1)."""
     index = np.arange(frames)
-    return FrameData(t=index / fps, shot_start=index == 0, analysed=np.ones(frames, bool), frame=np.zeros(0, int),
-                     xyxy=np.zeros((0, 4), np.float32), score=np.zeros(0, np.float32), cls=np.zeros(0, int),
-                     track_id=np.zeros(0, int),
-                     voice=None if voice is None else np.asarray(voice, np.float32),
-                     faces=FaceTable(frame=np.repeat(index, 2),
-                                     xyxy=np.tile(np.array([[100, 100, 160, 180], [900, 100, 960, 180]], np.float32),
-                                                  (frames, 1)),
-                                     score=np.full(2 * frames, 0.9, np.float32),
-                                     mouth_open=np.full(2 * frames, np.nan, np.float32),
-                                     track=np.tile([0, 1], frames),
-                                     mouth_motion=np.stack([motion_a, motion_b], 1).reshape(-1).astype(np.float32)))
+    timeline = Timeline.of(t=index / fps, shot_start=index == 0, analysed=np.ones(frames, bool))
+    if voice is not None:
+        timeline = timeline.replace(voice=np.asarray(voice, np.float32))
+    return FrameData(timeline=timeline,
+                     faces=Faces(frame=np.repeat(index, 2),
+                                 xyxy=np.tile(np.array([[100, 100, 160, 180], [900, 100, 960, 180]], np.float32),
+                                              (frames, 1)),
+                                 score=np.full(2 * frames, 0.9, np.float32),
+                                 mouth_open=np.full(2 * frames, np.nan, np.float32),
+                                 track=np.tile([0, 1], frames),
+                                 mouth_motion=np.stack([motion_a, motion_b], 1).reshape(-1).astype(np.float32)))
 
 
 def test_the_face_whose_mouth_moves_more_speaks_and_the_other_listens():
@@ -82,11 +82,12 @@ def test_a_face_alone_is_measured_against_a_listener_s_activity():
 def test_people_take_the_speaking_score_of_their_face():
     tracks = Scene([Subject(1, person(300)), Subject(2, person(900))], frames=10, fps=10).tracks()
     frames = np.arange(10)
-    tracks.faces = FaceTable(frame=np.repeat(frames, 2),
-                             xyxy=np.tile(np.array([[270, 120, 330, 190], [870, 110, 930, 180]], np.float32), (10, 1)),
-                             score=np.full(20, 0.9, np.float32), mouth_open=np.full(20, np.nan, np.float32),
-                             track=np.tile([0, 1], 10), mouth_motion=np.tile([1.5, 0.5], 10).astype(np.float32))
-    add_features(tracks)
-    first = tracks.track_id == 1
-    assert np.allclose(tracks.speaking[first], 1.0) and np.allclose(tracks.speaking[~first], 0.0)
-    assert np.allclose(tracks.face_xyxy[first], [270, 120, 330, 190])
+    tracks = tracks.replace(faces=Faces(
+        frame=np.repeat(frames, 2),
+        xyxy=np.tile(np.array([[270, 120, 330, 190], [870, 110, 930, 180]], np.float32), (10, 1)),
+        score=np.full(20, 0.9, np.float32), mouth_open=np.full(20, np.nan, np.float32),
+        track=np.tile([0, 1], 10), mouth_motion=np.tile([1.5, 0.5], 10).astype(np.float32)))
+    boxes = add_features(tracks).boxes
+    first = boxes.track_id == 1
+    assert np.allclose(boxes.speaking[first], 1.0) and np.allclose(boxes.speaking[~first], 0.0)
+    assert np.allclose(boxes.face_xyxy[first], [270, 120, 330, 190])

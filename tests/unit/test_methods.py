@@ -155,3 +155,20 @@ def test_a_small_change_of_subject_is_panned_not_cut():
     focus = focus_for(scene.tracks(), Method.TALKING_PERSON, PORTRAIT)
     assert np.allclose(xs(focus)[:20], 500) and np.allclose(xs(focus)[20:], 640)
     assert not focus.cut.any()  # 140 px is a third of the window: a short pan keeps both in view
+
+
+def test_frames_without_a_target_wait_for_the_first_hold_the_last_then_go_to_the_centre():
+    from smartcrop.planner.focus import Focus
+    from smartcrop.planner.methods import _Subjects, hold_then_centre
+
+    # 5 fps: a target on frames 3 and 4 of the first shot only; the second shot (from frame 15) has none
+    subjects = _Subjects(Scene([], frames=20, fps=5.0, cuts=[15]).tracks(), PORTRAIT)
+    focus = Focus.empty(20)
+    focus.point[3:5], focus.weight[3:5] = [[100.0, 200.0], [300.0, 400.0]], 1.0
+    held = hold_then_centre(focus, subjects)
+    assert held.point[:3].tolist() == [[100.0, 200.0]] * 3 and held.weight[:3].tolist() == [0.3] * 3
+    assert held.weight[3:5].tolist() == [1.0, 1.0]
+    # 1 s (HOLD_SECONDS) after frame 4 is frame 9: held until then, then eased toward the centre
+    assert held.point[5:10].tolist() == [[300.0, 400.0]] * 5 and held.weight[5:10].tolist() == [0.5] * 5
+    assert held.point[10:15].tolist() == [[640.0, 360.0]] * 5 and held.weight[10:15].tolist() == [0.1] * 5
+    assert held.point[15:].tolist() == [[640.0, 360.0]] * 5 and held.weight[15:].tolist() == pytest.approx([0.1] * 5)

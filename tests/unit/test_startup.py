@@ -82,7 +82,8 @@ def test_tracking_imports_neither_torch_nor_ultralytics():
               "scene = Scene([Subject(1, lambda f: person(300 + 8 * f)), Subject(2, person(1500))], frames=20, "
               "cuts=[10])\n"
               "tracked = add_features(track_objects(scene.tracks(), scene.fps))\n"
-              "assert len(set(tracked.track_id.tolist())) == 4, tracked.track_id  # two people in each of two shots\n"
+              "ids = tracked.boxes.track_id\n"
+              "assert len(set(ids.tolist())) == 4, ids  # two people in each of two shots\n"
               "print(json.dumps(sorted(m for m in ('torch', 'torchvision', 'ultralytics') if m in sys.modules)))\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                             env=environment)

@@ -32,7 +32,7 @@ def xs(focus):
 
 
 def factors(*subjects: Subject) -> np.ndarray:
-    return subject_factor(Scene(list(subjects), frames=1).tracks(), PORTRAIT)
+    return subject_factor(Scene(list(subjects), frames=1).tracks().boxes, PORTRAIT)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -156,10 +156,11 @@ def test_analysis_stores_each_box_s_focus_against_the_frame_s_sharpest():
                                 cls=np.zeros(2, int)) for _ in images]
 
     data = analyse(path, media, detector, analysis_fps=2.0, adapt_rate=False)
-    assert len(data.frame) == 2 * data.analysed.sum() == 2 * 18 and len(data.sharpness) == len(data.frame)
-    on_face = data.xyxy[:, 0] > 100  # display pixels: the face box starts at x 320, the seat at 40
-    assert (data.sharpness[on_face] == 1.0).all()  # the face is the sharpest box on every analysed frame
-    assert (data.sharpness[~on_face] < 0.1).all()
+    boxes = data.boxes
+    assert len(boxes) == 2 * data.timeline.analysed.sum() == 2 * 18
+    on_face = boxes.xyxy[:, 0] > 100  # display pixels: the face box starts at x 320, the seat at 40
+    assert (boxes.sharpness[on_face] == 1.0).all()  # the face is the sharpest box on every analysed frame
+    assert (boxes.sharpness[~on_face] < 0.1).all()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -168,7 +169,7 @@ def test_analysis_stores_each_box_s_focus_against_the_frame_s_sharpest():
 
 def test_sharpness_round_trips_and_data_written_before_it_reads_as_unmeasured():
     scene = Scene([Subject(1, person(440), sharpness=0.25), Subject(2, person(840))], frames=3)
-    back = FrameData.from_avro(scene.tracks().to_avro())
+    back = FrameData.from_avro(scene.tracks().to_avro()).boxes
     order = np.argsort(back.track_id, kind="stable")
     assert back.sharpness[order].tolist() == [0.25] * 3 + [1.0] * 3
 
@@ -180,4 +181,4 @@ def test_sharpness_round_trips_and_data_written_before_it_reads_as_unmeasured():
               "boxes": [{"x1": 1.0, "y1": 2.0, "x2": 3.0, "y2": 4.0, "score": 0.9, "cls": 0, "track_id": 7,
                          "speed": 0.0, "speaking": 0.0, "face": None}]}
     fastavro.writer(buffer, fastavro.parse_schema(old), [record])
-    assert FrameData.from_avro(buffer.getvalue()).sharpness.tolist() == [1.0]
+    assert FrameData.from_avro(buffer.getvalue()).boxes.sharpness.tolist() == [1.0]

@@ -27,9 +27,9 @@ def truth_of(tracked) -> np.ndarray:
 
 def test_two_people_keep_one_id_each_and_every_box_comes_back_unchanged():
     scene = Scene([Subject(1, walker(300)), Subject(2, walker(1500, step=-6))], frames=30, fps=FPS)
-    data = scene.tracks()
-    tracked = track_objects(data, FPS)
-    assert len(tracked.frame) == len(data.frame)
+    data = scene.tracks().boxes
+    tracked = track_objects(scene.tracks(), FPS).boxes
+    assert len(tracked) == len(data)
     assert ids_of(tracked, 1) == {1} and ids_of(tracked, 2) == {2}
     # each tracked box is its own input row: same frame, same pixels, same score
     order, back = np.lexsort((data.xyxy[:, 0], data.frame)), np.lexsort((tracked.xyxy[:, 0], tracked.frame))
@@ -40,7 +40,7 @@ def test_two_people_keep_one_id_each_and_every_box_comes_back_unchanged():
 
 def test_ids_stay_unique_across_a_cut():
     scene = Scene([Subject(1, walker(300)), Subject(2, walker(1500, step=-6))], frames=30, fps=FPS, cuts=[15])
-    tracked = track_objects(scene.tracks(), FPS)
+    tracked = track_objects(scene.tracks(), FPS).boxes
     before, after = tracked.frame < 15, tracked.frame >= 15
     assert set(tracked.track_id[before].tolist()) == {1, 2}
     # the next shot's ids start past the last one's highest plus one
@@ -50,13 +50,13 @@ def test_ids_stay_unique_across_a_cut():
 def test_a_person_hidden_for_less_than_track_seconds_keeps_the_id():
     gap = int(TRACK_SECONDS * FPS) - 2  # analysed frames without the person
     scene = Scene([Subject(1, walker(300, visible=lambda f: not 10 <= f < 10 + gap))], frames=40, fps=FPS)
-    assert set(track_objects(scene.tracks(), FPS).track_id.tolist()) == {1}
+    assert set(track_objects(scene.tracks(), FPS).boxes.track_id.tolist()) == {1}
 
 
 def test_a_person_hidden_for_longer_than_track_seconds_comes_back_as_someone_new():
     gap = int(TRACK_SECONDS * FPS) + 4
     scene = Scene([Subject(1, walker(300, step=2, visible=lambda f: not 10 <= f < 10 + gap))], frames=50, fps=FPS)
-    tracked = track_objects(scene.tracks(), FPS)
+    tracked = track_objects(scene.tracks(), FPS).boxes
     assert tracked.track_id[tracked.frame < 10].tolist() == [1] * 10
     # the first box back is a confident one-off until its track is confirmed on the next frame
     assert tracked.track_id[tracked.frame == 10 + gap].tolist() == [LOOSE_IDS]
@@ -69,7 +69,7 @@ def test_confident_one_off_boxes_are_kept_under_their_own_ids_and_faint_ones_dro
 
     scene = Scene([Subject(1, walker(300)), Subject(2, once(5), score=0.8), Subject(3, once(8), score=0.4)],
                   frames=12, fps=FPS)
-    tracked = track_objects(scene.tracks(), FPS)
+    tracked = track_objects(scene.tracks(), FPS).boxes
     assert tracked.track_id[tracked.frame == 5].tolist() == [1, LOOSE_IDS]
     assert tracked.track_id[tracked.frame == 8].tolist() == [1]
     assert ids_of(tracked, 1) == {1}
@@ -78,4 +78,4 @@ def test_confident_one_off_boxes_are_kept_under_their_own_ids_and_faint_ones_dro
 def test_no_boxes_give_an_empty_timeline_of_the_same_length():
     scene = Scene([Subject(1, lambda frame: None)], frames=10, fps=FPS)
     tracked = track_objects(scene.tracks(), FPS)
-    assert len(tracked.frame) == 0 and tracked.frame_count == 10
+    assert len(tracked.boxes) == 0 and tracked.frame_count == 10

@@ -1,13 +1,16 @@
-"""Per-frame analysis data as column arrays: one timeline of frames, one table of boxes and one of faces.
+"""Per-frame analysis data as column arrays: a timeline of frames, a table of boxes and a table of faces.
 
-Like supervision's ``Detections``, every attribute is one numpy column, so methods filter and aggregate with array
-operations instead of Python loops over frames. On disk it is an Avro container of ``io.smartcrop.v1.FrameObjects``
-(one record per frame).
+Like supervision's ``Detections``, each table is one validated dataclass holding one numpy array per column, so code
+filters rows with ``table[rows]`` and aggregates with array operations instead of Python loops over frames; new
+columns come with :meth:`replace`, which checks them again. On disk the three tables are one Avro container of
+``io.smartcrop.v1.FrameObjects`` (a record per frame), written and read column by column.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar, Self
 
 import numpy as np
 
@@ -20,76 +23,45 @@ def _nan(shape) -> np.ndarray:
     return np.full(shape, np.nan, np.float32)
 
 
-@dataclass
-class FaceTable:
-    """Faces found by the detector (before the tracker matches them to people)."""
+class _Columns:
+    """Equal-length numpy columns, checked when made: a table's rows are indexed like one array."""
 
-    frame: np.ndarray = field(default_factory=lambda: np.zeros(0, int))  # (G,)
-    xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))  # (G, 4)
-    score: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    mouth_open: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # lip gap, NaN when unmeasured
-    track: np.ndarray = None  # (G,) int: face track, -1 when unlinked
-    mouth_motion: np.ndarray = None  # (G,) float32: mouth change over eye change since the last sample, or NaN
+    _widths: ClassVar[dict[str, int]] = {}  # columns of shape (N, width); every other column is (N,)
 
     def __post_init__(self):
-        if self.track is None:
-            self.track = np.full(len(self.frame), -1, int)
-        if self.mouth_motion is None:
-            self.mouth_motion = _nan(len(self.frame))
-        for name in ("xyxy", "score", "mouth_open", "track", "mouth_motion"):
-            if len(getattr(self, name)) != len(self.frame):
-                raise ValueError(f"FaceTable.{name} has {len(getattr(self, name))} rows, frame has {len(self.frame)}")
+        columns = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        rows = len(next(iter(columns.values())))
+        for name, column in columns.items():
+            if not isinstance(column, np.ndarray):
+                raise TypeError(f"{type(self).__name__}.{name} must be a numpy array, got {type(column).__name__}")
+            shape = (rows, self._widths[name]) if name in self._widths else (rows,)
+            if column.shape != shape:
+                raise ValueError(f"{type(self).__name__}.{name} has shape {column.shape}, expected {shape}")
 
     def __len__(self) -> int:
-        return len(self.frame)
+        return len(getattr(self, dataclasses.fields(self)[0].name))
+
+    def __getitem__(self, rows) -> Self:
+        """The rows picked by a boolean mask or an index array, every column alike."""
+        return type(self)(**{f.name: getattr(self, f.name)[rows] for f in dataclasses.fields(self)})
+
+    def replace(self, **columns: np.ndarray) -> Self:
+        return dataclasses.replace(self, **columns)
 
 
-@dataclass
-class FrameData:
-    # per frame (F)
-    t: np.ndarray  # seconds since the first frame
+@dataclass(frozen=True)
+class Timeline(_Columns):
+    """One row per frame of the clip (F)."""
+
+    t: np.ndarray  # float: seconds since the first frame
     shot_start: np.ndarray  # bool: a cut lies before this frame (frame 0 always starts a shot)
     analysed: np.ndarray  # bool: the detector looked at this frame
-    # per box (B)
-    frame: np.ndarray  # int: frame index of each box
-    xyxy: np.ndarray  # (B, 4) float32, display pixels
-    score: np.ndarray  # float32
-    cls: np.ndarray  # int: COCO class
-    track_id: np.ndarray  # int, -1 before tracking
-    speed: np.ndarray = None  # float32, box heights per second (tracker)
-    speaking: np.ndarray = None  # float32 in [0, 1] (tracker)
-    face_xyxy: np.ndarray = None  # (B, 4) float32, NaN where no face was matched (tracker)
-    mouth_open: np.ndarray = None  # float32, NaN where unmeasured
-    sharpness: np.ndarray = None  # float32: Laplacian variance in the box over the sharpest box of its frame (0-1)
-    # per frame, optional signals
-    voice: np.ndarray = None  # (F,) float32 speech probability, NaN without audio
-    faces: FaceTable = field(default_factory=FaceTable)
+    voice: np.ndarray  # float32 speech probability, NaN without audio or where no face was read
 
-    def __post_init__(self):
-        boxes = len(self.frame)
-        if self.speed is None:
-            self.speed = np.zeros(boxes, np.float32)
-        if self.speaking is None:
-            self.speaking = np.zeros(boxes, np.float32)
-        if self.face_xyxy is None:
-            self.face_xyxy = _nan((boxes, 4))
-        if self.mouth_open is None:
-            self.mouth_open = _nan(boxes)
-        if self.sharpness is None:  # unmeasured: everyone equally sharp
-            self.sharpness = np.ones(boxes, np.float32)
-        if self.voice is None:
-            self.voice = _nan(len(self.t))
-
-    @property
-    def frame_count(self) -> int:
-        return len(self.t)
-
-    _BOX_COLUMNS = ("frame", "xyxy", "score", "cls", "track_id", "speed", "speaking", "face_xyxy", "mouth_open",
-                    "sharpness")
-
-    def select(self, rows: np.ndarray) -> "FrameData":
-        """The same timeline with only the boxes picked by ``rows`` (a mask or indices)."""
-        return replace(self, **{name: getattr(self, name)[rows] for name in self._BOX_COLUMNS})
+    @classmethod
+    def of(cls, t: np.ndarray, shot_start: np.ndarray, analysed: np.ndarray) -> Timeline:
+        """A timeline before any speech was measured."""
+        return cls(t=t, shot_start=shot_start, analysed=analysed, voice=_nan(len(t)))
 
     def shot_ids(self) -> np.ndarray:
         """(F,) shot number of every frame."""
@@ -97,6 +69,39 @@ class FrameData:
         if len(starts):
             starts[0] = True
         return np.cumsum(starts) - 1
+
+
+@dataclass(frozen=True)
+class Boxes(_Columns):
+    """One row per detected object (B): the detector's columns, then those the tracker fills in."""
+
+    _widths: ClassVar[dict[str, int]] = {"xyxy": 4, "face_xyxy": 4}
+
+    frame: np.ndarray  # int: frame index of each box
+    xyxy: np.ndarray  # (B, 4) float32, display pixels
+    score: np.ndarray  # float32
+    cls: np.ndarray  # int: COCO class
+    sharpness: np.ndarray  # float32: Laplacian variance in the box over the sharpest box of its frame (0-1)
+    track_id: np.ndarray  # int, -1 before tracking
+    speed: np.ndarray  # float32, box heights per second (tracker)
+    speaking: np.ndarray  # float32 in [0, 1] (tracker)
+    face_xyxy: np.ndarray  # (B, 4) float32, NaN where no face was matched (tracker)
+    mouth_open: np.ndarray  # float32, NaN where unmeasured (tracker)
+
+    @classmethod
+    def detected(cls, frame: np.ndarray, xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray,
+                 sharpness: np.ndarray | None = None) -> Boxes:
+        """Boxes as the detector gives them: untracked, no face matched; unmeasured sharpness is everyone's 1."""
+        rows = len(frame)
+        return cls(frame=frame, xyxy=xyxy, score=score, cls=class_id,
+                   sharpness=np.ones(rows, np.float32) if sharpness is None else sharpness,
+                   track_id=np.full(rows, -1, int), speed=np.zeros(rows, np.float32),
+                   speaking=np.zeros(rows, np.float32), face_xyxy=_nan((rows, 4)), mouth_open=_nan(rows))
+
+    @classmethod
+    def empty(cls) -> Boxes:
+        return cls.detected(np.zeros(0, int), np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                            np.zeros(0, int))
 
     @property
     def centers(self) -> np.ndarray:
@@ -106,78 +111,144 @@ class FrameData:
     def areas(self) -> np.ndarray:
         return (self.xyxy[:, 2] - self.xyxy[:, 0]) * (self.xyxy[:, 3] - self.xyxy[:, 1])
 
+
+@dataclass(frozen=True)
+class Faces(_Columns):
+    """One row per face the face detector found (G), before and after the tracker links them to people."""
+
+    _widths: ClassVar[dict[str, int]] = {"xyxy": 4}
+
+    frame: np.ndarray  # int
+    xyxy: np.ndarray  # (G, 4) float32, display pixels
+    score: np.ndarray  # float32
+    mouth_open: np.ndarray  # float32 lip gap, NaN when unmeasured
+    track: np.ndarray  # int: face track, -1 when unlinked
+    mouth_motion: np.ndarray  # float32: mouth change over eye change since the last sample, or NaN
+
+    @classmethod
+    def found(cls, frame: np.ndarray, xyxy: np.ndarray, score: np.ndarray, mouth_open: np.ndarray) -> Faces:
+        """Faces as detected, not yet linked into tracks."""
+        return cls(frame=frame, xyxy=xyxy, score=score, mouth_open=mouth_open, track=np.full(len(frame), -1, int),
+                   mouth_motion=_nan(len(frame)))
+
+    @classmethod
+    def empty(cls) -> Faces:
+        return cls.found(np.zeros(0, int), np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                         np.zeros(0, np.float32))
+
+
+@dataclass(frozen=True)
+class FrameData:
+    """The analysis of a clip: its timeline, the boxes in it and the faces; box and face rows name their frame."""
+
+    timeline: Timeline
+    boxes: Boxes = field(default_factory=Boxes.empty)
+    faces: Faces = field(default_factory=Faces.empty)
+
+    def __post_init__(self):
+        for name, table in (("boxes", self.boxes), ("faces", self.faces)):
+            if len(table) and (table.frame.min() < 0 or table.frame.max() >= self.frame_count):
+                raise ValueError(f"FrameData.{name}.frame must lie in [0, {self.frame_count}), got "
+                                 f"[{table.frame.min()}, {table.frame.max()}]")
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.timeline)
+
+    def __getitem__(self, rows) -> FrameData:
+        """The same timeline and faces with only the boxes picked by ``rows`` (a mask or indices)."""
+        return dataclasses.replace(self, boxes=self.boxes[rows])
+
+    def replace(self, **tables) -> FrameData:
+        return dataclasses.replace(self, **tables)
+
     # ---- Avro container ------------------------------------------------------------------------------------------
 
     def to_avro(self) -> bytes:
-        order = np.argsort(self.frame, kind="stable")
-        boxes = self.select(order)
-        bounds = np.searchsorted(boxes.frame, np.arange(self.frame_count + 1))
-        face_order = np.argsort(self.faces.frame, kind="stable")
-        face_bounds = np.searchsorted(self.faces.frame[face_order], np.arange(self.frame_count + 1))
-
-        def face_record(xyxy, score, mouth, track=-1, motion=np.nan):
-            return {"x1": float(xyxy[0]), "y1": float(xyxy[1]), "x2": float(xyxy[2]), "y2": float(xyxy[3]),
-                    "score": float(score), "mouth_open": None if np.isnan(mouth) else float(mouth),
-                    "track": int(track), "mouth_motion": None if np.isnan(motion) else float(motion)}
-
-        def records():
-            for i in range(self.frame_count):
-                lo, hi = bounds[i], bounds[i + 1]
-                box_records = []
-                for j in range(lo, hi):
-                    face = boxes.face_xyxy[j]
-                    box_records.append({
-                        "x1": float(boxes.xyxy[j, 0]), "y1": float(boxes.xyxy[j, 1]), "x2": float(boxes.xyxy[j, 2]),
-                        "y2": float(boxes.xyxy[j, 3]), "score": float(boxes.score[j]), "cls": int(boxes.cls[j]),
-                        "track_id": int(boxes.track_id[j]), "speed": float(boxes.speed[j]),
-                        "speaking": float(boxes.speaking[j]), "sharpness": float(boxes.sharpness[j]),
-                        "face": None if np.isnan(face[0]) else face_record(face, 1.0, boxes.mouth_open[j])})
-                faces = [face_record(self.faces.xyxy[k], self.faces.score[k], self.faces.mouth_open[k],
-                                     self.faces.track[k], self.faces.mouth_motion[k])
-                         for k in face_order[face_bounds[i]:face_bounds[i + 1]]]
-                voice = self.voice[i]
-                yield {"index": i, "t": float(self.t[i]), "shot_start": bool(self.shot_start[i]),
-                       "analysed": bool(self.analysed[i]), "boxes": box_records, "faces": faces,
-                       "voice": None if np.isnan(voice) else float(voice)}
-
-        return avro.write_container("FrameObjects", records())
+        timeline, boxes, faces = self.timeline, self.boxes, self.faces
+        box_order = np.argsort(boxes.frame, kind="stable")
+        face_order = np.argsort(faces.frame, kind="stable")
+        box_records = _box_records(boxes[box_order])
+        face_records = _face_records(faces[face_order])
+        box_bounds = np.searchsorted(boxes.frame[box_order], np.arange(self.frame_count + 1)).tolist()
+        face_bounds = np.searchsorted(faces.frame[face_order], np.arange(self.frame_count + 1)).tolist()
+        t, shot_start, analysed = timeline.t.tolist(), timeline.shot_start.tolist(), timeline.analysed.tolist()
+        voice = _optional(timeline.voice)
+        records = ({"index": i, "t": t[i], "shot_start": shot_start[i], "analysed": analysed[i],
+                    "boxes": box_records[box_bounds[i]:box_bounds[i + 1]],
+                    "faces": face_records[face_bounds[i]:face_bounds[i + 1]], "voice": voice[i]}
+                   for i in range(self.frame_count))
+        return avro.write_container("FrameObjects", records)
 
     @classmethod
-    def from_avro(cls, data: bytes) -> "FrameData":
-        t, shot_start, analysed, voice = [], [], [], []
-        box_rows: list[tuple] = []
-        face_rows: list[tuple] = []
-        nan4 = (np.nan,) * 4
-        for record in avro.read_container(data):
-            i = len(t)
-            t.append(record["t"])
-            shot_start.append(record["shot_start"])
-            analysed.append(record["analysed"])
-            voice.append(np.nan if record.get("voice") is None else record["voice"])
-            for box in record["boxes"]:
-                face = box.get("face")
-                face_xyxy = (face["x1"], face["y1"], face["x2"], face["y2"]) if face else nan4
-                mouth = face["mouth_open"] if face and face["mouth_open"] is not None else np.nan
-                box_rows.append((i, box["x1"], box["y1"], box["x2"], box["y2"], box["score"], box["cls"],
-                                 box["track_id"], box.get("speed", 0.0), box.get("speaking", 0.0), *face_xyxy, mouth,
-                                 box.get("sharpness", 1.0)))
-            for face in record.get("faces", []):
-                mouth = np.nan if face["mouth_open"] is None else face["mouth_open"]
-                motion = np.nan if face.get("mouth_motion") is None else face["mouth_motion"]
-                face_rows.append((i, face["x1"], face["y1"], face["x2"], face["y2"], face["score"], mouth,
-                                  face.get("track", -1), motion))
-        b = np.asarray(box_rows, float).reshape(-1, 16)
-        f = np.asarray(face_rows, float).reshape(-1, 9)
-        return cls(t=np.asarray(t, float), shot_start=np.asarray(shot_start, bool),
-                   analysed=np.asarray(analysed, bool), frame=b[:, 0].astype(int),
-                   xyxy=b[:, 1:5].astype(np.float32), score=b[:, 5].astype(np.float32), cls=b[:, 6].astype(int),
-                   track_id=b[:, 7].astype(int), speed=b[:, 8].astype(np.float32),
-                   speaking=b[:, 9].astype(np.float32), face_xyxy=b[:, 10:14].astype(np.float32),
-                   mouth_open=b[:, 14].astype(np.float32), sharpness=b[:, 15].astype(np.float32),
-                   voice=np.asarray(voice, np.float32),
-                   faces=FaceTable(frame=f[:, 0].astype(int), xyxy=f[:, 1:5].astype(np.float32),
-                                   score=f[:, 5].astype(np.float32), mouth_open=f[:, 6].astype(np.float32),
-                                   track=f[:, 7].astype(int), mouth_motion=f[:, 8].astype(np.float32)))
+    def from_avro(cls, data: bytes) -> FrameData:
+        records = list(avro.read_container(data))
+        box_counts = [len(record["boxes"]) for record in records]
+        face_counts = [len(record.get("faces", [])) for record in records]  # files from before face tables: none
+        boxes = [box for record in records for box in record["boxes"]]
+        faces = [face for record in records for face in record.get("faces", [])]
+        frames = np.arange(len(records))
+        timeline = Timeline(t=np.array([r["t"] for r in records], float),
+                            shot_start=np.array([r["shot_start"] for r in records], bool),
+                            analysed=np.array([r["analysed"] for r in records], bool),
+                            voice=_floats([r.get("voice") for r in records]))
+        matched = [box.get("face") or _NO_FACE for box in boxes]
+        box_table = Boxes(frame=np.repeat(frames, box_counts), xyxy=_corners(boxes),
+                          score=_floats(_get(boxes, "score")),
+                          cls=np.array(_get(boxes, "cls"), int).reshape(-1),
+                          sharpness=_floats(_get(boxes, "sharpness", 1.0)),
+                          track_id=np.array(_get(boxes, "track_id"), int).reshape(-1),
+                          speed=_floats(_get(boxes, "speed", 0.0)), speaking=_floats(_get(boxes, "speaking", 0.0)),
+                          face_xyxy=_corners(matched), mouth_open=_floats(_get(matched, "mouth_open")))
+        face_table = Faces(frame=np.repeat(frames, face_counts), xyxy=_corners(faces),
+                           score=_floats(_get(faces, "score")), mouth_open=_floats(_get(faces, "mouth_open")),
+                           track=np.array(_get(faces, "track", -1), int).reshape(-1),
+                           mouth_motion=_floats(_get(faces, "mouth_motion")))
+        return cls(timeline=timeline, boxes=box_table, faces=face_table)
+
+
+_NO_FACE = {"x1": None, "y1": None, "x2": None, "y2": None, "mouth_open": None}
+
+
+def _optional(column: np.ndarray) -> list[float | None]:
+    """A float column as Avro's optional doubles: NaN is null."""
+    return [None if value != value else value for value in column.tolist()]
+
+
+def _get(records: list[dict], name: str, default=None) -> list:
+    return [record.get(name, default) for record in records]
+
+
+def _floats(values: list) -> np.ndarray:
+    """float32, null (or a missing field) as NaN."""
+    return np.array([np.nan if value is None else value for value in values], np.float32).reshape(-1)
+
+
+def _corners(records: list[dict]) -> np.ndarray:
+    return np.stack([_floats(_get(records, key)) for key in ("x1", "y1", "x2", "y2")], axis=1).reshape(-1, 4)
+
+
+def _box_records(boxes: Boxes) -> list[dict]:
+    """The ``Box`` records of every row, each column converted once."""
+    x1, y1, x2, y2 = boxes.xyxy.T.tolist() if len(boxes) else ([], [], [], [])
+    fx1, fy1, fx2, fy2 = boxes.face_xyxy.T.tolist() if len(boxes) else ([], [], [], [])
+    has_face = (~np.isnan(boxes.face_xyxy[:, 0])).tolist()
+    mouth = _optional(boxes.mouth_open)
+    score, cls, track, speed = boxes.score.tolist(), boxes.cls.tolist(), boxes.track_id.tolist(), boxes.speed.tolist()
+    speaking, sharpness = boxes.speaking.tolist(), boxes.sharpness.tolist()
+    return [{"x1": x1[j], "y1": y1[j], "x2": x2[j], "y2": y2[j], "score": score[j], "cls": cls[j],
+             "track_id": track[j], "speed": speed[j], "speaking": speaking[j], "sharpness": sharpness[j],
+             "face": {"x1": fx1[j], "y1": fy1[j], "x2": fx2[j], "y2": fy2[j], "score": 1.0, "mouth_open": mouth[j],
+                      "track": -1, "mouth_motion": None} if has_face[j] else None}
+            for j in range(len(boxes))]
+
+
+def _face_records(faces: Faces) -> list[dict]:
+    x1, y1, x2, y2 = faces.xyxy.T.tolist() if len(faces) else ([], [], [], [])
+    score, track = faces.score.tolist(), faces.track.tolist()
+    mouth, motion = _optional(faces.mouth_open), _optional(faces.mouth_motion)
+    return [{"x1": x1[k], "y1": y1[k], "x2": x2[k], "y2": y2[k], "score": score[k], "mouth_open": mouth[k],
+             "track": track[k], "mouth_motion": motion[k]} for k in range(len(faces))]
 
 
 @dataclass
@@ -189,12 +260,13 @@ class CropPath:
     cut: np.ndarray  # (F,) bool: no camera move leads into this frame
 
     def to_avro(self) -> bytes:
+        t, cut = self.t.tolist(), self.cut.tolist()
+        x, y, w, h = np.asarray(self.windows, float).reshape(-1, 4).T.tolist()
         return avro.write_container("CropWindow", (
-            {"index": i, "t": float(self.t[i]), "x": float(x), "y": float(y), "w": float(w), "h": float(h),
-             "cut": bool(self.cut[i])} for i, (x, y, w, h) in enumerate(self.windows)))
+            {"index": i, "t": t[i], "x": x[i], "y": y[i], "w": w[i], "h": h[i], "cut": cut[i]} for i in range(len(t))))
 
     @classmethod
-    def from_avro(cls, data: bytes) -> "CropPath":
+    def from_avro(cls, data: bytes) -> CropPath:
         records = list(avro.read_container(data))
         return cls(t=np.array([r["t"] for r in records], float),
                    windows=np.array([(r["x"], r["y"], r["w"], r["h"]) for r in records], float).reshape(-1, 4),

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from smartcrop.core.framedata import PERSON, FaceTable, FrameData
+from smartcrop.core.framedata import PERSON, Boxes, Faces, FrameData, Timeline
 from smartcrop.core.mediainfo import MediaInfo
 from smartcrop.detector.mouths import MIN_FACE_PX, MOUTH_FPS, MouthReader
 from smartcrop.detector.shots import THUMB_LONG_SIDE, ShotDetector
@@ -91,8 +91,8 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
             check_cancelled: Callable[[], None] = lambda: None,
             count_frames: Callable[[int], None] = lambda n: None,
             on_closed: Callable[[int, FrameData], None] | None = None) -> FrameData:
-    """``detector(images_bgr) -> [FrameDetections]`` (e.g. an :class:`ObjectDetector`); ``faces(image_bgr) -> Faces``
-    and ``voice(path, times) -> (F,)`` are optional signal sources.
+    """``detector(images_bgr) -> [FrameDetections]`` (e.g. an :class:`ObjectDetector`); ``faces(image_bgr) ->
+    FaceDetections`` and ``voice(path, times) -> (F,)`` are optional signal sources.
 
     Where faces are wanted, mouths are sampled at ``MOUTH_FPS`` and on every analysed frame too, so that people and
     faces meet on the detector's frames; which frames the detector sees does not depend on the method. With
@@ -248,20 +248,21 @@ def _frame_data(times: list[float], analysed: list[bool], shot_start: np.ndarray
                                   found.mouth_open, track, motion))
 
     frame, xyxy, score, cls, sharpness = _stack(boxes, 4)
-    data = FrameData(t=np.asarray(times[start:stop], float), shot_start=np.asarray(shot_start, bool),
-                     analysed=np.asarray(analysed[start:stop], bool),
-                     frame=frame.astype(int), xyxy=xyxy.astype(np.float32), score=score.astype(np.float32),
-                     cls=cls.astype(int), track_id=np.full(len(frame), -1, int),
-                     sharpness=sharpness.astype(np.float32))
+    timeline = Timeline.of(t=np.asarray(times[start:stop], float), shot_start=np.asarray(shot_start, bool),
+                           analysed=np.asarray(analysed[start:stop], bool))
+    faces = Faces.empty()
     if face_rows:
         face_frame, face_xyxy, face_score, mouth_open, face_track, motion = (
             np.concatenate(column) for column in zip(*face_rows))
-        data.faces = FaceTable(frame=face_frame.astype(int), xyxy=face_xyxy.astype(np.float32),
-                               score=face_score.astype(np.float32), mouth_open=mouth_open.astype(np.float32),
-                               track=face_track.astype(int), mouth_motion=motion.astype(np.float32))
-    if voice_grid is not None and len(data.faces):  # speech matters only where faces were read
-        data.voice = np.interp(data.t, voice_grid[0], voice_grid[1]).astype(np.float32)
-    return data
+        faces = Faces(frame=face_frame.astype(int), xyxy=face_xyxy.astype(np.float32),
+                      score=face_score.astype(np.float32), mouth_open=mouth_open.astype(np.float32),
+                      track=face_track.astype(int), mouth_motion=motion.astype(np.float32))
+    if voice_grid is not None and len(faces):  # speech matters only where faces were read
+        timeline = timeline.replace(voice=np.interp(timeline.t, voice_grid[0], voice_grid[1]).astype(np.float32))
+    return FrameData(timeline=timeline, faces=faces,
+                     boxes=Boxes.detected(frame=frame.astype(int), xyxy=xyxy.astype(np.float32),
+                                          score=score.astype(np.float32), class_id=cls.astype(int),
+                                          sharpness=sharpness.astype(np.float32)))
 
 
 def _close_shots(closed: int, shots: ShotDetector, speech: "_Speech", results: list, pending: deque, chunk: list,

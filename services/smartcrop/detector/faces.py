@@ -44,7 +44,7 @@ _FOREHEAD, _CHIN = 10, 152
 
 
 @dataclass
-class Faces:
+class FaceDetections:
     """One image's faces, vectorised."""
 
     xyxy: np.ndarray  # (N, 4) float32, pixels of the image given
@@ -60,7 +60,7 @@ class Faces:
         return len(self.score)
 
     @classmethod
-    def empty(cls) -> "Faces":
+    def empty(cls) -> "FaceDetections":
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32),
                    np.zeros((0, 5, 2), np.float32))
 
@@ -209,7 +209,7 @@ class FaceAnalyzer:
         gap = float(np.linalg.norm(point(_LOWER_LIP) - point(_UPPER_LIP)))
         return float(np.clip(gap / face_height / LIP_GAP_FULL, 0.0, 1.0))
 
-    def __call__(self, image_bgr: np.ndarray, *, lips: bool = False) -> Faces:
+    def __call__(self, image_bgr: np.ndarray, *, lips: bool = False) -> FaceDetections:
         """The faces of one image; with ``lips``, each mouth's lip gap too (NaN otherwise)."""
         xyxy, score, points = self.detect_points(image_bgr)
         if lips:
@@ -219,7 +219,7 @@ class FaceAnalyzer:
         height, width = image_bgr.shape[:2]
         xyxy[:, 0::2] = np.clip(xyxy[:, 0::2], 0, width)
         xyxy[:, 1::2] = np.clip(xyxy[:, 1::2], 0, height)
-        return Faces(xyxy=xyxy, score=score, mouth_open=mouth_open, points=points)
+        return FaceDetections(xyxy=xyxy, score=score, mouth_open=mouth_open, points=points)
 
 
 @lru_cache(maxsize=2)

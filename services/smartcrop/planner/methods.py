@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
-from smartcrop.core.framedata import PERSON, FrameData
+from smartcrop.core.framedata import PERSON, Boxes, FrameData
 from smartcrop.core.job import Method
 from smartcrop.planner.focus import Focus
 
@@ -78,19 +78,18 @@ def focus_for(tracks: FrameData, method: Method, geometry: Geometry) -> Focus:
 
 class _Subjects:
     def __init__(self, tracks: FrameData, geometry: Geometry):
-        keep = tracks.score >= MIN_SCORE
-        self.tracks = tracks.select(keep)
+        boxes = tracks.boxes[tracks.boxes.score >= MIN_SCORE]
+        self.boxes = boxes
         self.geometry = geometry
         self.frames = tracks.frame_count
-        self.t = tracks.t
-        self.analysed = tracks.analysed
-        self.shot = tracks.shot_ids()
-        boxes = self.tracks
+        self.t = tracks.timeline.t
+        self.analysed = tracks.timeline.analysed
+        self.shot = tracks.timeline.shot_ids()
         self.person = boxes.cls == PERSON
         self.area = boxes.areas
         self.centre = boxes.centers
         self.weight = self.area * boxes.score * np.where(self.person, 1.0, OBJECT_WEIGHT)
-        everyone = np.arange(len(boxes.frame))
+        everyone = np.arange(len(boxes))
         # per track over the last second, so one blurred frame or a step across the edge margin does not flip choices
         self.subject = self.median_area(everyone, subject_factor(boxes, geometry))
         has_face = ~np.isnan(boxes.face_xyxy[:, 0])
@@ -108,11 +107,11 @@ class _Subjects:
 
     def set_single(self, focus: Focus, rows: np.ndarray) -> Focus:
         """Focus on one box per frame (rows index boxes; frames taken from the boxes)."""
-        frames = self.tracks.frame[rows]
+        frames = self.boxes.frame[rows]
         focus.point[frames] = self.look[rows]
         focus.weight[frames] = 1.0
-        focus.subject[frames] = self.tracks.track_id[rows]
-        lo, hi = keep_interval(self.tracks.xyxy[rows], self.geometry)
+        focus.subject[frames] = self.boxes.track_id[rows]
+        lo, hi = keep_interval(self.boxes.xyxy[rows], self.geometry)
         focus.keep_lo[frames], focus.keep_hi[frames] = lo, hi
         return focus
 
@@ -120,7 +119,7 @@ class _Subjects:
         """Focus on the weighted centre of several boxes per frame; keep their union in view if it fits."""
         if len(rows) == 0:
             return focus
-        frames = self.tracks.frame[rows]
+        frames = self.boxes.frame[rows]
         sums = np.zeros((self.frames, 2))
         totals = np.zeros(self.frames)
         np.add.at(sums, frames, self.look[rows] * weights[:, None])
@@ -131,7 +130,7 @@ class _Subjects:
         focus.subject[present] = -1
         union = np.full((self.frames, 4), np.nan)
         union[:, :2], union[:, 2:] = np.inf, -np.inf
-        xyxy = self.tracks.xyxy[rows]
+        xyxy = self.boxes.xyxy[rows]
         np.minimum.at(union[:, 0], frames, xyxy[:, 0])
         np.minimum.at(union[:, 1], frames, xyxy[:, 1])
         np.maximum.at(union[:, 2], frames, xyxy[:, 2])
@@ -145,8 +144,8 @@ class _Subjects:
         of its shot."""
         values = self.area[rows] if values is None else values
         out = values.astype(float)
-        frames = self.tracks.frame[rows]
-        key = self.tracks.track_id[rows].astype(np.int64) * 100_000 + self.shot[frames]
+        frames = self.boxes.frame[rows]
+        key = self.boxes.track_id[rows].astype(np.int64) * 100_000 + self.shot[frames]
         times = self.t[frames]
         for track_id in np.unique(key):
             members = np.flatnonzero(key == track_id)
@@ -157,7 +156,7 @@ class _Subjects:
         return out
 
 
-def subject_factor(boxes: FrameData, geometry: Geometry) -> np.ndarray:
+def subject_factor(boxes: Boxes, geometry: Geometry) -> np.ndarray:
     """(B,) multiplier of each box's weight for how much it looks like the subject of the shot, not just a large box.
 
     An editor picks the person the camera is about: in focus (the lens was set on them), showing a face (and the
@@ -200,7 +199,7 @@ def sticky_choice(subjects: _Subjects, rows: np.ndarray, strength: np.ndarray, *
     is replaced by any qualifying challenger after ``dwell``, and kept for ``hold`` seconds when nobody qualifies.
     An incumbent missing from a frame is waited for briefly (a missed detection), then replaced. Resets at cuts.
     """
-    boxes = subjects.tracks
+    boxes = subjects.boxes
     frames = boxes.frame[rows]
     track_of = boxes.track_id[rows]
     order = np.lexsort((-strength, frames))
@@ -261,8 +260,8 @@ def gravity(subjects: _Subjects) -> Focus:
     people = subjects.person
     # frames with people use people only (objects would pull the frame off them); objects steer empty frames
     frames_with_people = np.zeros(subjects.frames, bool)
-    frames_with_people[subjects.tracks.frame[people]] = True
-    use = people | ~frames_with_people[subjects.tracks.frame]
+    frames_with_people[subjects.boxes.frame[people]] = True
+    use = people | ~frames_with_people[subjects.boxes.frame]
     return subjects.set_group(focus, rows[use], subjects.weight[use])
 
 
@@ -287,7 +286,7 @@ def max_weight(subjects: _Subjects) -> Focus:
     geometry = subjects.geometry
     axis = 0 if geometry.frame_w - geometry.crop_w >= geometry.frame_h - geometry.crop_h else 1
     size, extent = (geometry.crop_w, geometry.frame_w) if axis == 0 else (geometry.crop_h, geometry.frame_h)
-    boxes = subjects.tracks
+    boxes = subjects.boxes
     focus = subjects.empty()
     people_frames = np.zeros(subjects.frames, bool)
     people_frames[boxes.frame[subjects.person]] = True
@@ -341,8 +340,8 @@ def max_weight(subjects: _Subjects) -> Focus:
 
 
 def max_movement(subjects: _Subjects) -> Focus:
-    rows = np.flatnonzero(subjects.person | (subjects.tracks.cls != PERSON))
-    speed = subjects.tracks.speed[rows].astype(float)
+    rows = np.flatnonzero(subjects.person | (subjects.boxes.cls != PERSON))
+    speed = subjects.boxes.speed[rows].astype(float)
     chosen = sticky_choice(subjects, rows, speed, margin=SWITCH_MARGIN, dwell=SWITCH_DWELL, minimum=MOVING,
                            hold=HOLD_SECONDS)
     movers = rows[chosen[chosen >= 0]]
@@ -356,7 +355,7 @@ def max_movement(subjects: _Subjects) -> Focus:
 def speaker(subjects: _Subjects) -> np.ndarray:
     """Chosen box per frame (-1 none): the current speaker, held through short pauses."""
     rows = subjects.rows()
-    chosen = sticky_choice(subjects, rows, subjects.tracks.speaking[rows].astype(float), margin=SPEAKER_MARGIN,
+    chosen = sticky_choice(subjects, rows, subjects.boxes.speaking[rows].astype(float), margin=SPEAKER_MARGIN,
                            dwell=SPEAKER_DWELL, relative=False, minimum=SPEAKING_ON, hold=SILENCE_HOLD)
     return np.where(chosen >= 0, rows[np.maximum(chosen, 0)], -1)
 
@@ -374,7 +373,7 @@ SINGLE, SPEAKER, GROUP, SPREAD, OBJECTS, NOBODY = range(6)
 
 def adaptive_labels(subjects: _Subjects) -> np.ndarray:
     """(F,) which rule adaptive applies on each analysed frame (-1 elsewhere), majority-voted over about 1 s."""
-    boxes = subjects.tracks
+    boxes = subjects.boxes
     frames = subjects.frames
     people = subjects.person
     count = np.bincount(boxes.frame[people], minlength=frames)
@@ -448,7 +447,7 @@ def adaptive(subjects: _Subjects) -> Focus:
 
 def _objects_when_no_people(focus: Focus, subjects: _Subjects) -> Focus:
     """Frames without people (and without a target yet) look at the objects there, weakly."""
-    boxes = subjects.tracks
+    boxes = subjects.boxes
     empty = (focus.weight == 0)[boxes.frame] & ~subjects.person
     if empty.any():
         part = subjects.set_group(subjects.empty(), np.flatnonzero(empty), subjects.weight[empty])
@@ -503,14 +502,14 @@ def hold_then_centre(focus: Focus, subjects: _Subjects) -> Focus:
         if not has.any():
             focus.point[members], focus.weight[members] = centre, 0.1
             continue
-        known = members[has]
-        for frame in members[~has]:
-            earlier = known[known < frame]
-            if len(earlier) and subjects.t[frame] - subjects.t[earlier[-1]] <= HOLD_SECONDS:
-                focus.point[frame], focus.weight[frame] = focus.point[earlier[-1]], 0.5
-            elif len(earlier):
-                focus.point[frame], focus.weight[frame] = centre, 0.1
-            else:
-                focus.point[frame], focus.weight[frame] = focus.point[known[0]], 0.3
+        known, missing = members[has], members[~has]
+        seen = np.searchsorted(known, missing)  # targets before each frame without one
+        last = known[np.maximum(seen - 1, 0)]
+        held = (seen > 0) & (subjects.t[missing] - subjects.t[last] <= HOLD_SECONDS)
+        lapsed = (seen > 0) & ~held
+        waiting = seen == 0
+        focus.point[missing[held]], focus.weight[missing[held]] = focus.point[last[held]], 0.5
+        focus.point[missing[lapsed]], focus.weight[missing[lapsed]] = centre, 0.1
+        focus.point[missing[waiting]], focus.weight[missing[waiting]] = focus.point[known[0]], 0.3
     return focus
 

@@ -20,9 +20,10 @@ def plan_path(tracks: FrameData, media: MediaInfo, fmt: OutputFormat) -> CropPat
         focus = focus_for(tracks, fmt.method, Geometry(*frame_size, *size))
     else:  # a plain centre crop, as a transcoder without smart crop would do
         focus = Focus.empty(tracks.frame_count)
-    windows = camera_path(tracks.t, tracks.shot_ids(), tracks.analysed, focus, frame_size=frame_size, crop_size=size,
-                          mode=fmt.mode)
-    return CropPath(t=tracks.t, windows=windows, cut=tracks.shot_start | focus.cut)
+    timeline = tracks.timeline
+    windows = camera_path(timeline.t, timeline.shot_ids(), timeline.analysed, focus, frame_size=frame_size,
+                          crop_size=size, mode=fmt.mode)
+    return CropPath(t=timeline.t, windows=windows, cut=timeline.shot_start | focus.cut)
 
 
 def plan(event: TracksReady, ctx: StageContext) -> list[CropPlanned]:

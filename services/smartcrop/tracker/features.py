@@ -30,11 +30,12 @@ VOICE_GATE = 0.5  # voice probability at or above which speech is fully believed
 
 def track_groups(tracks: FrameData) -> list[np.ndarray]:
     """Box indices of each (track, shot), in time order."""
-    if len(tracks.frame) == 0:
+    boxes = tracks.boxes
+    if len(boxes) == 0:
         return []
-    shot = tracks.shot_ids()[tracks.frame]
-    key = tracks.track_id.astype(np.int64) * 1_000_000 + shot
-    order = np.lexsort((tracks.t[tracks.frame], key))
+    shot = tracks.timeline.shot_ids()[boxes.frame]
+    key = boxes.track_id.astype(np.int64) * 1_000_000 + shot
+    order = np.lexsort((tracks.timeline.t[boxes.frame], key))
     return np.split(order, np.flatnonzero(np.diff(key[order])) + 1)
 
 
@@ -45,13 +46,14 @@ def _centred_windows(times: np.ndarray, seconds: float) -> tuple[np.ndarray, np.
 
 def track_speed(tracks: FrameData) -> np.ndarray:
     """(B,) speed of each box's track around it, in box heights per second."""
-    speed = np.zeros(len(tracks.frame), np.float32)
-    centres = tracks.centers
-    heights = tracks.xyxy[:, 3] - tracks.xyxy[:, 1]
+    boxes = tracks.boxes
+    speed = np.zeros(len(boxes), np.float32)
+    centres = boxes.centers
+    heights = boxes.xyxy[:, 3] - boxes.xyxy[:, 1]
     for members in track_groups(tracks):
         if len(members) < 2:
             continue
-        times = tracks.t[tracks.frame[members]]
+        times = tracks.timeline.t[boxes.frame[members]]
         if len(np.unique(times)) != len(times):
             continue
         raw = np.gradient(centres[members].astype(float), times, axis=0)
@@ -68,25 +70,25 @@ def match_faces(tracks: FrameData) -> np.ndarray:
     A face belongs to a person when its centre lies in the top 60 % of the person's box and it is narrower than
     the box; each face goes to at most one person, best-fitting (smallest box) first.
     """
-    matched = np.full(len(tracks.frame), -1, np.int64)
-    faces = tracks.faces
-    if len(faces) == 0 or len(tracks.frame) == 0:
+    boxes, faces = tracks.boxes, tracks.faces
+    matched = np.full(len(boxes), -1, np.int64)
+    if len(faces) == 0 or len(boxes) == 0:
         return matched
     face_centre = np.stack([(faces.xyxy[:, 0] + faces.xyxy[:, 2]) / 2, (faces.xyxy[:, 1] + faces.xyxy[:, 3]) / 2], 1)
     face_width = faces.xyxy[:, 2] - faces.xyxy[:, 0]
-    for frame in np.intersect1d(np.unique(faces.frame), np.unique(tracks.frame)):
-        people = np.flatnonzero((tracks.frame == frame) & (tracks.cls == PERSON))
+    for frame in np.intersect1d(np.unique(faces.frame), np.unique(boxes.frame)):
+        people = np.flatnonzero((boxes.frame == frame) & (boxes.cls == PERSON))
         found = np.flatnonzero(faces.frame == frame)
         if not len(people) or not len(found):
             continue
-        box = tracks.xyxy[people]
+        box = boxes.xyxy[people]
         top = box[:, 1] + 0.6 * (box[:, 3] - box[:, 1])
         fits = ((face_centre[found, 0][None] >= box[:, 0, None]) & (face_centre[found, 0][None] <= box[:, 2, None])
                 & (face_centre[found, 1][None] >= box[:, 1, None] - 0.1 * (box[:, 3, None] - box[:, 1, None]))
                 & (face_centre[found, 1][None] <= top[:, None])
                 & (face_width[found][None] <= (box[:, 2] - box[:, 0])[:, None] * 1.1))
         taken = np.zeros(len(found), bool)
-        for person in np.argsort(tracks.areas[people]):
+        for person in np.argsort(boxes.areas[people]):
             options = np.flatnonzero(fits[person] & ~taken)
             if len(options):
                 best = options[np.argmax(faces.score[found[options]])]
@@ -100,9 +102,9 @@ def _face_groups(data: FrameData) -> list[np.ndarray]:
     faces = data.faces
     if len(faces) == 0:
         return []
-    shot = data.shot_ids()[faces.frame]
+    shot = data.timeline.shot_ids()[faces.frame]
     key = faces.track.astype(np.int64) * 1_000_000 + shot
-    order = np.lexsort((data.t[faces.frame], key))
+    order = np.lexsort((data.timeline.t[faces.frame], key))
     return [g for g in np.split(order, np.flatnonzero(np.diff(key[order])) + 1) if faces.track[g[0]] >= 0]
 
 
@@ -127,9 +129,9 @@ def speech_evidence(data: FrameData) -> np.ndarray:
     """
     faces = data.faces
     evidence = np.full(len(faces), np.nan, np.float32)
-    voice_of_frame = data.voice
+    voice_of_frame = data.timeline.voice
     for members in _face_groups(data):
-        times = data.t[faces.frame[members]]
+        times = data.timeline.t[faces.frame[members]]
         motion = faces.mouth_motion[members].astype(float)
         motion[0] = np.nan  # the first sample of a track in a shot compares with nothing of its own (or a cut)
         if np.count_nonzero(np.isfinite(motion)) < 3:
@@ -171,22 +173,23 @@ def face_speaking(data: FrameData, evidence: np.ndarray) -> np.ndarray:
     is_best = np.arange(len(order)) == first[group]
     other = np.where(is_best, second, best)
     lead = evidence[order] - other
-    voice = data.voice[frames]
+    voice = data.timeline.voice[frames]
     gate = np.where(np.isnan(voice), 1.0, np.clip(voice / VOICE_GATE, 0.0, 1.0))
     score[order] = np.clip(0.5 + 0.5 * lead / LEAD_FULL, 0.0, 1.0) * gate
     return score
 
 
 def add_features(tracks: FrameData) -> FrameData:
-    tracks.speed = track_speed(tracks)
+    """The tracks with each box's speed, its matched face (box and mouth) and how likely that face speaks."""
     face = match_faces(tracks)
     has_face = face >= 0
     rows = face[has_face]
     faces = tracks.faces
-    tracks.face_xyxy = np.full((len(face), 4), np.nan, np.float32)
-    tracks.face_xyxy[has_face] = faces.xyxy[rows]
-    tracks.mouth_open = np.full(len(face), np.nan, np.float32)
-    tracks.mouth_open[has_face] = faces.mouth_open[rows]
-    tracks.speaking = np.zeros(len(face), np.float32)
-    tracks.speaking[has_face] = face_speaking(tracks, speech_evidence(tracks))[rows]
-    return tracks
+    face_xyxy = np.full((len(face), 4), np.nan, np.float32)
+    face_xyxy[has_face] = faces.xyxy[rows]
+    mouth_open = np.full(len(face), np.nan, np.float32)
+    mouth_open[has_face] = faces.mouth_open[rows]
+    speaking = np.zeros(len(face), np.float32)
+    speaking[has_face] = face_speaking(tracks, speech_evidence(tracks))[rows]
+    return tracks.replace(boxes=tracks.boxes.replace(speed=track_speed(tracks), face_xyxy=face_xyxy,
+                                                     mouth_open=mouth_open, speaking=speaking))

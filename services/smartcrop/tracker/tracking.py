@@ -25,24 +25,25 @@ def _new_tracker(analysis_fps: float) -> ByteTrack:
 
 def track_objects(data: FrameData, analysis_fps: float) -> FrameData:
     """The same timeline, keeping only boxes that belong to a track, each with its ``track_id``."""
-    order = np.argsort(data.frame, kind="stable")
-    bounds = np.searchsorted(data.frame[order], np.arange(data.frame_count + 1))
+    boxes, timeline = data.boxes, data.timeline
+    order = np.argsort(boxes.frame, kind="stable")
+    bounds = np.searchsorted(boxes.frame[order], np.arange(data.frame_count + 1))
     keep_rows: list[np.ndarray] = []
     keep_ids: list[np.ndarray] = []
     tracker = None
     id_offset = 0
     loose_id = LOOSE_IDS
-    for index in np.flatnonzero(data.analysed | data.shot_start):
-        if tracker is None or data.shot_start[index]:
+    for index in np.flatnonzero(timeline.analysed | timeline.shot_start):
+        if tracker is None or timeline.shot_start[index]:
             if tracker is not None:  # ids stay unique across shots (each tracker numbers its tracks from 1)
                 id_offset = max([id_offset] + [int(ids[ids < LOOSE_IDS].max()) + 1 for ids in keep_ids
                                                if (ids < LOOSE_IDS).any()])
             tracker = _new_tracker(analysis_fps)
-        if not data.analysed[index]:
+        if not timeline.analysed[index]:
             continue
         rows = order[bounds[index]:bounds[index + 1]]
-        score = data.score[rows].astype(np.float32)
-        tracked = tracker.update(data.xyxy[rows].astype(np.float32), score)
+        score = boxes.score[rows].astype(np.float32)
+        tracked = tracker.update(boxes.xyxy[rows].astype(np.float32), score)
         if len(tracked.ids):
             keep_rows.append(rows[tracked.rows])
             keep_ids.append(tracked.ids + id_offset)
@@ -54,7 +55,6 @@ def track_objects(data: FrameData, analysis_fps: float) -> FrameData:
             keep_ids.append(np.arange(len(loose)) + loose_id)
             loose_id += len(loose)
     if not keep_rows:
-        return data.select(np.zeros(len(data.frame), bool))
-    result = data.select(np.concatenate(keep_rows))
-    result.track_id = np.concatenate(keep_ids)
-    return result
+        return data[np.zeros(len(boxes), bool)]
+    kept = boxes[np.concatenate(keep_rows)]
+    return data.replace(boxes=kept.replace(track_id=np.concatenate(keep_ids)))
