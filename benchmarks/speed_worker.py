@@ -58,7 +58,7 @@ def load_models(settings) -> dict:
     import numpy as np
 
     load: dict = {}
-    _, load["import stage modules"] = _timed(lambda: __import__("smartcrop.core.stage", fromlist=["stages"]).stages())
+    _, load["import stage modules"] = _timed(lambda: __import__("smartcrop.stages", fromlist=["stages"]).stages())
     from smartcrop.detector.models import load_detector
 
     detector, load["detector model load"] = _timed(lambda: load_detector(settings.detector_model, settings.device))

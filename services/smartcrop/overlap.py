@@ -38,7 +38,7 @@ class AheadStats:
 
 
 class ShotRenderer:
-    """Implements ``smartcrop.core.stage.RenderAhead`` for one job, with one render thread."""
+    """Implements ``smartcrop.core.ports.RenderAhead`` for one job, with one render thread."""
 
     def __init__(self, analysis_fps: float, work_dir: Path):
         self.analysis_fps = analysis_fps
