@@ -43,6 +43,7 @@ BY_FILE = (("smartcrop/detector/faces.py", "faces (YuNet, FaceLandmarker)"),
            ("smartcrop/media/voice.py", "voice activity"),
            ("smartcrop/media/render.py", "render (crop, x264, audio)"),
            ("smartcrop/encoder/", "render (crop, x264, audio)"),
+           ("smartcrop/overlap.py", "render (crop, x264, audio)"),  # waiting for the render thread's output
            ("smartcrop/tracker/", "tracker"),
            ("smartcrop/planner/", "planner"),
            ("smartcrop/detector/analysis.py", "analysis loop (queueing, waiting)"),
