@@ -298,8 +298,12 @@ class S3Storage:
         location = S3Location.parse(uri)
         if location.endpoint != self.host or location.bucket != self.bucket:
             return None
-        with _wrap_s3_errors("read", uri):
-            return self.quick_client.stat_object(location.bucket, location.key).size or 0
+
+        def stat() -> int:
+            with _wrap_s3_errors("read", uri):
+                return self.client.stat_object(location.bucket, location.key).size or 0
+
+        return self._retrying(stat)
 
     def get_bytes(self, uri: str) -> bytes:
         location = self._location(uri)
