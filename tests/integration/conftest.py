@@ -22,6 +22,9 @@ from typing import Iterator
 import pytest
 
 from smartcrop import stack
+from smartcrop.core.events import TracksReady
+from smartcrop.core.job import parse_job
+from smartcrop.core.mediainfo import MediaInfo
 from smartcrop.gateway.keys import hash_key
 from smartcrop.runtime.config import TOPICS, Settings
 from smartcrop.runtime.kafka import admin_client, ensure_topics
@@ -167,6 +170,17 @@ def wait_until_ready(url: str, process: subprocess.Popen, log_path: Path, what: 
             pass
         assert time.monotonic() < deadline, f"{what} not ready: {log_path.read_text()[-3000:]}"
         time.sleep(0.3)
+
+
+MEDIA = MediaInfo(width=1280, height=720, display_width=1280, display_height=720, rotation=0, sample_aspect=1.0,
+                  fps=25.0, duration=9.0, frame_count=225, video_codec="h264", has_audio=True, audio_codec="aac")
+
+
+def tracks_ready(job_id: str) -> TracksReady:
+    """A planner input that no stage can act on: for runtimes whose handler only reports back."""
+    job = parse_job({"query": {"source": "s3://127.0.0.1:1/none/clip.mp4", "format": [
+        {"output": "mp4", "aspect_ratio": "9:16", "smart_crop": 1}]}}, job_id=job_id)
+    return TracksReady(job=job, media=MEDIA, source_uri="s3://127.0.0.1:1/none/src.mp4", tracks_uri="s3://x/t.avro")
 
 
 def a_job(source: str, job_id: str, **fmt) -> dict:

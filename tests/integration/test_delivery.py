@@ -104,8 +104,9 @@ def test_a_cancel_request_stops_the_detector_mid_job_and_nothing_runs_downstream
     assert again.returncode == 0 and json.loads(again.stdout)["status"] == "cancelled"
 
 
-def test_smartcrop_cancel_ends_a_running_job_as_cancelled(services, settings, stack_env, uploaded_clip):
-    job = publish_job(settings, a_job(uploaded_clip, f"cancel-cli-{os.urandom(3).hex()}"))
+def test_smartcrop_cancel_ends_a_running_job_as_cancelled(services, settings, stack_env, long_clip):
+    # the long clip: a 9 s clip can pass all four stages before the command has started
+    job = publish_job(settings, a_job(long_clip, f"cancel-cli-{os.urandom(3).hex()}"))
     next(follow_status(settings, job.job_id, wait=True, timeout=120))
     result = smartcrop_cli(settings, stack_env, "cancel", job.job_id, "--wait", "--timeout", "120")
     assert result.returncode == 0, result.stderr

@@ -20,9 +20,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient, SchemaRegistry
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from smartcrop.core.events import JobRequested, JobState, JobStatus, TracksReady, to_record
+from smartcrop.core.events import JobRequested, JobState, JobStatus, to_record
 from smartcrop.core.job import parse_job
-from smartcrop.core.mediainfo import MediaInfo
 from smartcrop.core.stage import Stage
 from smartcrop.runtime import serde
 from smartcrop.runtime.config import TOPICS
@@ -30,12 +29,9 @@ from smartcrop.runtime.kafka import EventPublisher, admin_client, ensure_topics,
 from smartcrop.runtime.service import StageService
 from tests.schema_registry import serve as serve_registry
 
-from .conftest import Services
+from .conftest import Services, tracks_ready
 
 pytestmark = pytest.mark.integration
-
-MEDIA = MediaInfo(width=1280, height=720, display_width=1280, display_height=720, rotation=0, sample_aspect=1.0,
-                  fps=25.0, duration=9.0, frame_count=225, video_codec="h264", has_audio=True, audio_codec="aac")
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +57,6 @@ def plain(settings):
 def framed(plain, registry):
     """The module's settings, writing the Confluent wire format."""
     return replace(plain, schema_registry_url=registry[0])
-
-
-def tracks_ready(job_id: str) -> TracksReady:
-    job = parse_job({"query": {"source": "s3://127.0.0.1:1/none/clip.mp4", "format": [
-        {"output": "mp4", "aspect_ratio": "9:16", "smart_crop": 1}]}}, job_id=job_id)
-    return TracksReady(job=job, media=MEDIA, source_uri="s3://127.0.0.1:1/none/src.mp4", tracks_uri="s3://x/t.avro")
 
 
 @contextlib.contextmanager

@@ -4,7 +4,7 @@
 - a ``JobControl`` request on the control topic ``smartcrop.control.v1`` keyed by job id, for upstream systems that
   speak only Kafka; each stage instance follows that topic (:mod:`smartcrop.runtime.control`).
 
-A job may sit in any stage's topic, behind other jobs, on a partition whose consumer is busy (paused) with another
+A job may sit in any stage's topic, behind other jobs, on a partition whose consumer is busy with another
 job, so neither way goes through the job's own topic: both are state every instance can read at any time. The stage
 that meets either stops (or does not start), reports ``cancelled`` and commits its input, so nothing runs downstream.
 """

@@ -2,8 +2,11 @@
 
 Per input message:
 - decode it; bytes that are not one of our events go to the dead-letter topic with headers saying why;
-- pause the assignment and run the handler on a worker thread while this thread keeps polling, so a job that takes
-  minutes keeps the consumer in its group without a huge ``max.poll.interval.ms``;
+- run the handler on a worker thread while this thread keeps polling, so a job that takes minutes keeps the
+  consumer in its group without a huge ``max.poll.interval.ms``. Messages that arrive meanwhile are held, in order,
+  and handled next (up to ``HOLD_LIMIT``; beyond it the assignment is paused). Pausing for every job would cost each
+  message a fetch restart: librdkafka drops a paused partition's prefetched messages and fetches again about a
+  second after ``resume``, which capped a stage at one short job a second;
 - produce the output events, the final status and the input offset in one Kafka transaction
   (:mod:`smartcrop.runtime.committer`): either all of it is visible to read_committed consumers or none;
 - transient faults (broker, storage) are retried with bounded exponential backoff and jitter; a job that cannot
@@ -23,6 +26,7 @@ import logging
 import signal
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -49,6 +53,7 @@ from smartcrop.runtime.storage import S3Storage
 log = logging.getLogger(__name__)
 
 REGISTRY_RETRY_SECONDS = 5.0  # a schema that cannot be looked up now: the message is taken again after this
+HOLD_LIMIT = 64  # messages held while a job runs before the assignment is paused (events are small: URIs, not media)
 
 
 class StageService:
@@ -71,6 +76,8 @@ class StageService:
         self.control: ControlListener | None = None
         self.consumer: Consumer | None = None
         self.status_producer: Producer | None = None
+        self.held: deque = deque()  # messages polled while a job ran, not yet handled, oldest first
+        self.paused = False  # the assignment is paused because HOLD_LIMIT messages are held
 
     # ---- the loop ----------------------------------------------------------------------------------------------
 
@@ -79,16 +86,40 @@ class StageService:
         try:
             while not self.stopping.is_set():
                 self.health.beat()
-                message = self.consumer.poll(1.0)
-                if message is None:
-                    continue
-                if message.error():
-                    if message.error().code() != KafkaError._PARTITION_EOF:
-                        log.warning("consumer error: %s", message.error())
-                    continue
-                self._handle(message)
+                message = self.held.popleft() if self.held else self._poll(1.0)
+                if message is not None:
+                    self._handle(message)
         finally:
             self.close()
+
+    def _poll(self, timeout: float):
+        """The next message from the consumer, or None; resumes a paused assignment once every held message is
+        handled."""
+        if self.paused and not self.held:
+            self.consumer.resume(self.consumer.assignment())
+            self.paused = False
+        message = self.consumer.poll(timeout)
+        if message is None:
+            return None
+        if message.error():
+            if message.error().code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error: %s", message.error())
+            return None
+        return message
+
+    def _hold(self, message) -> None:
+        """Keep a message polled while a job runs (or while a retry waits) for the loop to handle next."""
+        self.held.append(message)
+        if len(self.held) >= HOLD_LIMIT and not self.paused:
+            self.consumer.pause(self.consumer.assignment())
+            self.paused = True
+
+    def _drop_held(self, partitions, from_offset: int | None = None) -> None:
+        """Forget held messages of ``partitions`` (all of them, or from ``from_offset`` on): their next owner, or the
+        fetch after a seek, delivers them again."""
+        names = {(p.topic, p.partition) for p in partitions}
+        self.held = deque(m for m in self.held if (m.topic(), m.partition()) not in names
+                          or (from_offset is not None and m.offset() < from_offset))
 
     def _handle(self, message) -> None:
         try:
@@ -105,7 +136,6 @@ class StageService:
             self.sleep_polling(REGISTRY_RETRY_SECONDS)
             return
         token = current_job.set(event.job_id)
-        self.consumer.pause(self.consumer.assignment())
         metrics.IN_FLIGHT.labels(self.stage.name).inc()
         started = time.monotonic()
         try:
@@ -116,8 +146,6 @@ class StageService:
         finally:
             metrics.IN_FLIGHT.labels(self.stage.name).dec()
             current_job.reset(token)
-            if self.consumer is not None:
-                self.consumer.resume(self.consumer.assignment())
 
     def _dead_letter(self, message, error: Exception) -> None:
         log.warning("undecodable message to the dead-letter topic: %s", error,
@@ -184,24 +212,24 @@ class StageService:
     # ---- what a job attempt asks of the loop (attempt.Host) ----------------------------------------------------
 
     def wait_polling(self, future: Future) -> None:
-        """Keep the consumer in its group while the handler works; nothing is consumed (the assignment is paused).
-        Waits on the future, not in poll(), so a finished handler is committed at once rather than up to a poll
-        timeout later (four stages would add that to every job)."""
+        """Keep the consumer in its group while the handler works, holding what arrives meanwhile. Waits on the
+        future, not in poll(), so a finished handler is committed at once rather than up to a poll timeout later
+        (four stages would add that to every job)."""
         while not future.done():
             self.health.beat()
             wait([future], timeout=0.5)
-            stray = self.consumer.poll(0)
-            if stray is not None and not stray.error():
-                # a partition assigned mid-job arrives unpaused: put the message back and pause it
-                partition = TopicPartition(stray.topic(), stray.partition(), stray.offset())
-                self.consumer.seek(partition)
-                self.consumer.pause([partition])
+            self._poll_into_held(0)
+
+    def _poll_into_held(self, timeout: float) -> None:
+        message = self._poll(timeout)
+        if message is not None:
+            self._hold(message)
 
     def sleep_polling(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not self.stopping.is_set():
             self.health.beat()
-            self.consumer.poll(min(0.5, max(0.0, deadline - time.monotonic())))
+            self._poll_into_held(min(0.5, max(0.0, deadline - time.monotonic())))
 
     def rewind(self, message) -> None:
         """Make the message the next one consumed again (if we still own its partition)."""
@@ -209,8 +237,10 @@ class StageService:
             return
         owned = {(p.topic, p.partition) for p in self.consumer.assignment()}
         if (message.topic(), message.partition()) in owned:
+            partition = TopicPartition(message.topic(), message.partition(), message.offset())
+            self._drop_held([partition], from_offset=message.offset())  # the fetch from the seek brings them again
             try:
-                self.consumer.seek(TopicPartition(message.topic(), message.partition(), message.offset()))
+                self.consumer.seek(partition)
             except KafkaException as exc:
                 log.warning("cannot rewind: %s", exc)
 
@@ -244,11 +274,11 @@ class StageService:
     # ---- rebalance callbacks (they run inside poll(): no blocking calls) ---------------------------------------
 
     def _on_assign(self, consumer, partitions) -> None:
-        """Take the partitions now, and pause them if a job is in hand: a partition keeps its paused flag across a
-        revoke and a re-assign, so one lost mid-job would otherwise never be consumed again."""
+        """Take the partitions now, paused if the assignment is: a partition keeps its paused flag across a revoke
+        and a re-assign, so one paused before would otherwise never be consumed again."""
         log.info("assigned %s", [f"{p.topic}[{p.partition}]" for p in partitions])
         consumer.assign(partitions)
-        if self.jobs.work is not None:
+        if self.paused:
             consumer.pause(partitions)
         else:
             consumer.resume(partitions)
@@ -268,6 +298,7 @@ class StageService:
         self._give_up(partitions, "lost")
 
     def _give_up(self, partitions, reason: str) -> None:
+        self._drop_held(partitions)
         if partitions:
             self.committer.renew()
         self.lag.disowned(partitions)
