@@ -119,3 +119,26 @@ def test_openvino_devices():
     assert _openvino_device("gpu:0", ["CPU", "GPU.0"], OPENVINO / "yolo11n.xml") == "GPU.0"
     with pytest.raises(ModelError, match="GPU.1 is not available"):
         _openvino_device("gpu:1", ["CPU", "GPU.0"], OPENVINO / "yolo11n.xml")
+
+
+def test_an_openvino_model_is_compiled_once_into_smartcrop_home_and_loads_from_there_the_same(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMARTCROP_HOME", str(tmp_path))
+    image = np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    first = ObjectDetector(shared(OPENVINO))
+    blobs = sorted((tmp_path / "openvino").glob("*.blob"))
+    assert blobs, "the compiled model is kept"
+    again = ObjectDetector(OPENVINO)
+    assert sorted((tmp_path / "openvino").glob("*.blob")) == blobs, "the second load reads it instead of adding one"
+    a, b = first([image])[0], again([image])[0]
+    np.testing.assert_array_equal(a.xyxy, b.xyxy)
+    np.testing.assert_array_equal(a.score, b.score)
+
+
+def test_a_home_that_cannot_be_written_only_costs_the_cache(tmp_path, monkeypatch):
+    from smartcrop.detector.models import openvino_cache
+
+    home = tmp_path / "home"
+    home.write_text("a file where the folder would be")
+    monkeypatch.setenv("SMARTCROP_HOME", str(home))
+    assert openvino_cache() is None
+    assert ObjectDetector(shared(OPENVINO))([np.zeros((360, 640, 3), np.uint8)])[0].score.shape == (0,)
