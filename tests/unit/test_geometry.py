@@ -6,6 +6,7 @@ import pytest
 
 from smartcrop.core.job import parse_job
 from smartcrop.core.mediainfo import MediaInfo
+from smartcrop.media.decode import DisplayScaler
 from smartcrop.media.render import PlaneCropper, output_size, renditions
 
 
@@ -62,6 +63,19 @@ def test_non_square_pixels_map_display_x_to_stored_columns():
     out = PlaneCropper(info)(frame_with_luma(stored), 64, 0, 64, 64)
     assert (out.width, out.height) == (32, 64)  # still stored pixels; the encoder's resize squares them
     assert np.array_equal(luma_of(out), stored[:, 32:64])
+
+
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_a_scaler_kept_for_a_clip_gives_each_frame_its_own_picture(rotation):
+    """One swscale context serves every frame: each output is what a fresh reformat of that frame gives, upright."""
+    info = media(128, 64, rotation=rotation)
+    scaler = DisplayScaler(info, (info.display_width // 4, info.display_height // 4), "gray")
+    for shift in (0, 40, 80):
+        stored = np.roll(coordinates(128, 64), shift, axis=1)
+        fresh = frame_with_luma(stored).reformat(width=32, height=16, format="gray").to_ndarray()
+        expected = np.rot90(fresh, k=-rotation // 90)
+        assert np.array_equal(scaler(frame_with_luma(stored)), expected)
+        assert scaler(frame_with_luma(stored)).shape == (info.display_height // 4, info.display_width // 4)
 
 
 def fmt(**fields):

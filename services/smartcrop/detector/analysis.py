@@ -24,7 +24,7 @@ from smartcrop.core.framedata import PERSON, Boxes, Faces, FrameData, Timeline
 from smartcrop.core.mediainfo import MediaInfo
 from smartcrop.detector.mouths import MIN_FACE_PX, MOUTH_FPS, MouthReader
 from smartcrop.detector.shots import THUMB_LONG_SIDE, ShotDetector
-from smartcrop.media.decode import DecodedFrame, decode_video, display_size, to_display_array
+from smartcrop.media.decode import DecodedFrame, DisplayScaler, decode_video, display_size
 from smartcrop.media.voice import SPEECH
 
 DETECTOR_LONG_SIDE = 640
@@ -104,8 +104,9 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
     only watches: which frames are sampled never depends on it or on when it is called."""
     import cv2  # here, not at import: start-up stays light
 
-    thumb_size = display_size(media, THUMB_LONG_SIDE)
+    thumbnail = DisplayScaler(media, display_size(media, THUMB_LONG_SIDE))
     detect_size = display_size(media, DETECTOR_LONG_SIDE)
+    detector_image = DisplayScaler(media, detect_size, "bgr24")
     to_display = np.array([media.display_width / detect_size[0], media.display_height / detect_size[1]] * 2,
                           np.float32)
     shots = ShotDetector(media.fps)
@@ -178,7 +179,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
                          without_audio=policy is FacePolicy.ALL)
         for item in decode_video(path):
             assert isinstance(item, DecodedFrame)
-            shots.add(to_display_array(item.frame, media, thumb_size))
+            shots.add(thumbnail(item.frame))
             change = shots.scores_so_far[-1]
             changed += change
             cut_ahead = cut_ahead or change >= CUT_SCORE
@@ -201,7 +202,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
                     submit(chunk)
                     chunk = []
             if take or mouth:
-                chunk.append(_Sample(item.index, item.t, to_display_array(item.frame, media, detect_size, "bgr24"),
+                chunk.append(_Sample(item.index, item.t, detector_image(item.frame),
                                      take, mouth_index if mouth else -1, cut_since_sample))
                 cut_since_sample = False
                 if mouth:

@@ -17,6 +17,7 @@ from typing import Callable
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from smartcrop.core.job import OutputFormat, OutputKind
 from smartcrop.core.mediainfo import MediaInfo
@@ -146,12 +147,13 @@ class PlaneCropper:
     def __init__(self, media: MediaInfo):
         self.media = media
         self.turns = -media.rotation // 90
+        self._to_yuv420p = VideoReformatter()
 
     def __call__(self, frame: av.VideoFrame, x: float, y: float, w: float, h: float) -> av.VideoFrame:
         media = self.media
         if frame.format.name != "yuv420p" or frame.width % 2 or frame.height % 2:
-            frame = frame.reformat(width=frame.width // 2 * 2 or 2, height=frame.height // 2 * 2 or 2,
-                                   format="yuv420p")
+            frame = self._to_yuv420p.reformat(frame, width=frame.width // 2 * 2 or 2,
+                                              height=frame.height // 2 * 2 or 2, format="yuv420p")
         fw, fh = frame.width, frame.height
         flat = frame.to_ndarray().reshape(-1)
         luma = flat[: fw * fh].reshape(fh, fw)
@@ -237,6 +239,7 @@ def render(source: str | Path, media: MediaInfo, windows: np.ndarray | WindowFee
         resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
 
     crop = PlaneCropper(media)
+    scalers = [VideoReformatter() for _ in targets]  # one swscale context per rendition, not one per frame
     lead: float | None = None  # seconds of audio before the first picture; the output timeline starts there
     audio_samples: int | None = None  # the next output sample's position
 
@@ -262,9 +265,9 @@ def render(source: str | Path, media: MediaInfo, windows: np.ndarray | WindowFee
             x, y, w, h = path.row(item.index)
             cropped = crop(item.frame, x, y, w, h)
             pts = int(round((item.t + lead) / time_base))
-            for stream, target in zip(video_streams, targets):
-                scaled = cropped.reformat(width=target.width, height=target.height, format="yuv420p",
-                                          interpolation="BICUBIC")
+            for stream, target, scaler in zip(video_streams, targets, scalers):
+                scaled = scaler.reformat(cropped, width=target.width, height=target.height, format="yuv420p",
+                                         interpolation="BICUBIC")
                 scaled.pts, scaled.time_base = pts, time_base
                 container.mux(stream.encode(scaled))
             if progress is not None and item.index % 10 == 0:
