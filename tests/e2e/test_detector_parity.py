@@ -137,3 +137,19 @@ def test_the_comparison_catches_missing_nms(frames):
     detector = ObjectDetector(path, iou=1.01)  # keeps every overlapping candidate
     with pytest.raises(AssertionError):
         assert_same(detector(frames), ultralytics_predictions(path, frames), label="no NMS")
+
+
+def test_preprocessing_inside_the_openvino_graph_equals_the_numpy_conversion(frames):
+    """The IR takes uint8 BGR images and converts them itself; its raw outputs must be those of the float RGB NCHW
+    input that the export expects, converted in numpy."""
+    import openvino as ov
+
+    detector = ObjectDetector(model_path("yolo11n_int8_openvino_model"))
+    shape = detector.input_shape(frames[0].shape[:2])
+    batch = np.stack([letterbox(frame, shape) for frame in frames])
+    plain = ov.Core().compile_model(ov.Core().read_model(next(iter(
+        (SHARED / "models" / "yolo11n_int8_openvino_model").glob("*.xml")))), "CPU")
+    floats = np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255)
+    expected = np.concatenate([plain(floats[i:i + 1])[0] for i in range(len(floats))])
+    assert batch.dtype == np.uint8
+    np.testing.assert_allclose(detector.runtime(batch), expected, atol=1e-4)
