@@ -76,6 +76,9 @@ def run_job(job: JobSpec, *, settings: Settings | None = None, work_dir: Path | 
     applies as in the services.
     """
     settings = replace(settings or Settings.from_env(), embedded=True)
+    from smartcrop.detector.stage import preload
+
+    preload(job, settings)  # first: the models load while the other stages import and the source is fetched
     box = SecretBox.ephemeral()
     bus = InMemoryBus(box)
     table = stages()

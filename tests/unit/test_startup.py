@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from smartcrop.core.errors import ModelError
-from smartcrop.detector.stage import Preloaded
+from smartcrop.detector.stage import Preloaded, preloaded
 from tests.conftest import REPO
 
 HEAVY = ("torch", "ultralytics", "openvino", "onnxruntime", "mediapipe", "cv2", "torchvision")
@@ -111,14 +111,43 @@ def test_models_load_in_the_background_and_errors_reach_the_first_call():
         Preloaded(broken)(1)
 
 
+def test_a_process_loads_each_model_once_and_retries_a_failed_load():
+    """The embedded run starts the load before the detector stage asks for it: both get the same load; a load that
+    failed is started again by the next caller."""
+    loads = []
+
+    def load():
+        loads.append(1)
+        return lambda value: value + len(loads)
+
+    key = ("test model", object())
+    first, second = preloaded(key, load), preloaded(key, load)
+    assert first is second and first(1) == 2 and len(loads) == 1
+
+    attempts = []
+
+    def flaky():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ModelError("download failed")
+        return lambda value: -value
+
+    key = ("flaky model", object())
+    with pytest.raises(ModelError, match="download failed"):
+        preloaded(key, flaky)(1)
+    assert preloaded(key, flaky)(5) == -5 and len(attempts) == 2
+
+
 def test_the_stages_import_without_scipy_s_solvers():
-    """``scipy.optimize`` alone takes about half a second to import: the path solver and the track assignment import
-    it when they first run, so a run starts decoding without waiting for it."""
+    """``scipy.optimize`` alone takes about half a second to import, ``scipy.ndimage`` 0.2 s: the path solver, the
+    track assignment and the planner's smoothing import them when they first run, so a run starts decoding (and its
+    model loading) without waiting for them."""
     environment = {**os.environ, "PYTHONPATH": f"{REPO / 'services'}{os.pathsep}{REPO}"}
     script = ("import json, sys\n"
               "import smartcrop.pipeline, smartcrop.detector.stage, smartcrop.tracker.stage, smartcrop.planner.stage\n"
               "import smartcrop.encoder.stage\n"
-              "print(json.dumps(sorted(m for m in ('scipy.optimize', 'scipy.sparse', 'torch') if m in sys.modules)))\n")
+              "heavy = ('scipy.optimize', 'scipy.sparse', 'scipy.ndimage', 'torch')\n"
+              "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                             env=environment)
     assert result.returncode == 0, result.stderr

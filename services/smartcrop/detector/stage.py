@@ -26,8 +26,9 @@ class Preloaded:
 
     def _load(self, load):
         try:
-            self.loaded = load()
-            self.baseline = getattr(self.loaded, "inference_seconds", 0.0)
+            loaded = load()
+            self.baseline = getattr(loaded, "inference_seconds", 0.0)
+            self.loaded = loaded
         except BaseException as exc:  # handed to the caller on first use
             self._error = exc
 
@@ -36,6 +37,48 @@ class Preloaded:
         if self._error is not None:
             raise self._error
         return self.loaded(*args)
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
+
+_loading: dict[tuple, Preloaded] = {}
+_loading_lock = threading.Lock()
+
+
+def preloaded(key: tuple, load) -> Preloaded:
+    """The process's one :class:`Preloaded` for ``key``, started by whoever asks first; a failed load is tried
+    again by the next caller (a model fetched over the network may be back)."""
+    with _loading_lock:
+        model = _loading.get(key)
+        if model is None or model.failed:
+            model = _loading[key] = Preloaded(load)
+        return model
+
+
+def preload(job, settings) -> None:
+    """Start loading the models ``job`` will use, before anything else of the run is imported or opened: the
+    embedded run calls this first, so the model loads while the other stages import and the source is probed."""
+    if not any(fmt.smart_crop for fmt in job.formats):
+        return
+    _detector(settings)
+    if face_policy_for(fmt.method for fmt in job.formats if fmt.smart_crop) is not FacePolicy.NONE:
+        _faces(settings)
+
+
+def _detector(settings) -> Preloaded:
+    key = ("detector", settings.detector_model, settings.device, settings.inference_threads)
+    return preloaded(key, lambda: load_detector(settings.detector_model, settings.device, settings.inference_threads))
+
+
+def _faces(settings) -> Preloaded:
+    def load():
+        from smartcrop.detector.faces import load_face_analyzer
+
+        return load_face_analyzer(settings.face_model, settings.landmark_model)
+
+    return preloaded(("faces", settings.face_model, settings.landmark_model), load)
 
 
 def no_objects(images: list) -> list[FrameDetections]:
@@ -52,16 +95,16 @@ def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
         # the models load in the background while the source is probed and decoding begins
         detector = no_objects
         if any(fmt.smart_crop for fmt in job.formats):
-            detector = Preloaded(lambda: load_detector(settings.detector_model, settings.device,
-                                                       settings.inference_threads))
+            detector = _detector(settings)
         policy = face_policy_for(fmt.method for fmt in job.formats if fmt.smart_crop)
         faces = voice = None
         if policy is not FacePolicy.NONE:
-            from smartcrop.detector.faces import load_face_analyzer
             from smartcrop.media.voice import voice_activity
 
-            faces = Preloaded(lambda: load_face_analyzer(settings.face_model, settings.landmark_model))
+            faces = _faces(settings)
             voice = voice_activity
+        # inference seconds this job adds to the process's model (loaded now, or loading since this job asked)
+        spent_before = detector.loaded.inference_seconds if getattr(detector, "loaded", None) is not None else None
         media = probe(path)  # a bad source or an impossible ratio fails here, before any model is used
         ctx.edge.admit_media(job, media)
         if ctx.ahead is not None:
@@ -71,7 +114,8 @@ def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
                        check_cancelled=ctx.check_cancelled, count_frames=ctx.count_frames,
                        on_closed=ctx.ahead.closed if ctx.ahead is not None else None)
     if isinstance(detector, Preloaded) and detector.loaded is not None:
-        ctx.count_inference(detector.loaded.inference_seconds - detector.baseline)
+        ctx.count_inference(detector.loaded.inference_seconds
+                            - (spent_before if spent_before is not None else detector.baseline))
     uri = ctx.storage.put_bytes(f"jobs/{job.job_id}/detections.avro", data.to_avro())
     return [DetectionsReady(job=job, media=media, source_uri=source_uri, detections_uri=uri,
                             analysis_fps=settings.analysis_fps)]

@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import uniform_filter1d
 
 from smartcrop.core.framedata import PERSON, Boxes, FrameData
 from smartcrop.core.job import Method
@@ -416,6 +415,8 @@ def _majority(labels: np.ndarray, subjects: _Subjects) -> np.ndarray:
     analysed = np.flatnonzero(labels >= 0)
     if len(analysed) < 3:
         return out
+    from scipy.ndimage import uniform_filter1d  # here: scipy's import is not paid before the analysis starts
+
     rate = len(analysed) / max(1e-6, subjects.t[analysed[-1]] - subjects.t[analysed[0]] + 1e-6)
     width = max(1, int(round(ADAPTIVE_SMOOTHING * rate)) | 1)
     for shot in np.unique(subjects.shot[analysed]):
