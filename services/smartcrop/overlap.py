@@ -40,9 +40,10 @@ class AheadStats:
 class ShotRenderer:
     """Implements ``smartcrop.core.ports.RenderAhead`` for one job, with one render thread."""
 
-    def __init__(self, analysis_fps: float, work_dir: Path):
+    def __init__(self, analysis_fps: float, work_dir: Path, device: str = ""):
         self.analysis_fps = analysis_fps
         self.work_dir = work_dir
+        self.device = device  # where the render decodes (SMARTCROP_DEVICE)
         self.stats = AheadStats()
         self._job: JobSpec | None = None
         self._media: MediaInfo | None = None
@@ -64,7 +65,7 @@ class ShotRenderer:
     def _render(self, source: Path, out: Path) -> None:
         try:
             entry_points = render(source, self._media, self._feed, self._job.formats[0], out,
-                                  progress=lambda fraction: self._progress(fraction))
+                                  progress=lambda fraction: self._progress(fraction), device=self.device)
             self._output = (out, entry_points)
         except Superseded:
             pass

@@ -90,7 +90,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
             progress: Callable[[float], None] = lambda f: None,
             check_cancelled: Callable[[], None] = lambda: None,
             count_frames: Callable[[int], None] = lambda n: None,
-            on_closed: Callable[[int, FrameData], None] | None = None) -> FrameData:
+            on_closed: Callable[[int, FrameData], None] | None = None, device: str = "") -> FrameData:
     """``detector(images_bgr) -> [FrameDetections]`` (e.g. an :class:`ObjectDetector`); ``faces(image_bgr) ->
     FaceDetections`` and ``voice(path, times) -> (F,)`` are optional signal sources.
 
@@ -101,7 +101,8 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
 
     ``on_closed(start, data)``, if given, receives each run of shots as soon as it is over, while the decode goes
     on: frames ``start`` up to the next settled cut whose samples are all analysed, numbered from ``start``. It
-    only watches: which frames are sampled never depends on it or on when it is called."""
+    only watches: which frames are sampled never depends on it or on when it is called. ``device`` is where the
+    source decodes (``cuda[:N]``: NVDEC)."""
     import cv2  # here, not at import: start-up stays light
 
     thumbnail = DisplayScaler(media, display_size(media, THUMB_LONG_SIDE))
@@ -177,7 +178,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
         speech = _Speech(audio.submit(_voice_grid, voice, Path(path), media)
                          if voice is not None and policy is not FacePolicy.NONE and media.has_audio else None,
                          without_audio=policy is FacePolicy.ALL)
-        for item in decode_video(path):
+        for item in decode_video(path, device=device):
             assert isinstance(item, DecodedFrame)
             shots.add(thumbnail(item.frame))
             change = shots.scores_so_far[-1]

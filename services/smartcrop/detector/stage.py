@@ -112,7 +112,7 @@ def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
         data = analyse(path, media, detector, analysis_fps=settings.analysis_fps, batch_size=settings.detector_batch,
                        faces=faces, face_policy=policy, voice=voice, progress=ctx.progress,
                        check_cancelled=ctx.check_cancelled, count_frames=ctx.count_frames,
-                       on_closed=ctx.ahead.closed if ctx.ahead is not None else None)
+                       on_closed=ctx.ahead.closed if ctx.ahead is not None else None, device=settings.device)
     if isinstance(detector, Preloaded) and detector.loaded is not None:
         ctx.count_inference(detector.loaded.inference_seconds
                             - (spent_before if spent_before is not None else detector.baseline))

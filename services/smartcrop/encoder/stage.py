@@ -26,7 +26,8 @@ def encode(event: CropPlanned, ctx: StageContext) -> list[JobStatus]:
         else:
             rendered = Path(tmp) / ("output" if is_directory else "output.mp4")
             with ctx.storage.local_copy(event.source_uri) as source:
-                entry_points = render(source, event.media, windows, fmt, rendered, progress=progress)
+                entry_points = render(source, event.media, windows, fmt, rendered, progress=progress,
+                                      device=ctx.settings.device)
         ctx.count_frames(len(windows))
         secret = ctx.secrets.unseal(fmt.destination.secret) if fmt.destination and fmt.destination.secret else None
         outputs = ctx.edge.deliver(rendered, entry_points, job, event.format_index, secret)

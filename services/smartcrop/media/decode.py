@@ -7,8 +7,10 @@ sources keep their timing.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
+import re
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,14 +41,47 @@ class DecodedAudio:
     frame: av.AudioFrame
 
 
-def decode_video(path: str | Path, *, with_audio: bool = False) -> Iterator[DecodedFrame | DecodedAudio]:
-    """Yield video frames (and, if asked, audio frames) of the first video stream in presentation order.
+def hardware_decoder(device: str):
+    """NVDEC (``av.codec.hwaccel.HWAccel``) for ``SMARTCROP_DEVICE=cuda[:N]`` where this FFmpeg build has CUDA; None,
+    the CPU, for any other device. Streams NVDEC cannot take fall back to FFmpeg's software decoder."""
+    match = re.fullmatch(r"cuda(?::(\d+))?", device.strip().lower())  # as the detector reads the setting
+    if not match:
+        return None
+    from av.codec.hwaccel import HWAccel, hwdevices_available
+
+    if "cuda" not in hwdevices_available():
+        _warn_once(f"SMARTCROP_DEVICE={device}: this FFmpeg build cannot decode on CUDA; decoding on the CPU")
+        return None
+    return HWAccel("cuda", device=match.group(1), allow_software_fallback=True)
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    log.warning(message)
+
+
+def _open_for_decoding(path: str | Path, device: str):
+    """The container, decoding on ``device``'s hardware where it can be opened there, else on the CPU: a machine
+    without the GPU its settings name still runs the job (both passes fall back alike, so frames still agree)."""
+    accel = hardware_decoder(device)
+    if accel is not None:
+        try:
+            return open_container(path, hwaccel=accel)
+        except (MediaError, OSError, av.error.FFmpegError) as exc:
+            _warn_once(f"SMARTCROP_DEVICE={device}: cannot decode on it ({exc}); decoding on the CPU")
+    return open_container(path)
+
+
+def decode_video(path: str | Path, *, with_audio: bool = False,
+                 device: str = "") -> Iterator[DecodedFrame | DecodedAudio]:
+    """Yield video frames (and, if asked, audio frames) of the first video stream in presentation order; ``device``
+    (``SMARTCROP_DEVICE``) ``cuda[:N]`` decodes on that GPU (NVDEC), frames handed back in system memory.
 
     Decoders return frames in presentation order, but some containers (AVI with packed B-frames) attach their
     timestamps in decode order. A small reorder buffer hands out the timestamps sorted, which is what FFmpeg's
     best-effort timestamp does, so times always increase.
     """
-    with open_container(path) as container:
+    with _open_for_decoding(path, device) as container:
         if not container.streams.video:
             raise MediaError("no video stream in the source")
         video = container.streams.video[0]

@@ -30,9 +30,12 @@ class MediaError(SmartcropError, ValueError):
     code = ErrorCode.SOURCE_UNREADABLE
 
 
-def open_container(path: str | Path) -> av.container.InputContainer:
-    """The source opened with a video container demuxer and the file protocol only; anything else is a MediaError."""
+def open_container(path: str | Path, hwaccel=None) -> av.container.InputContainer:
+    """The source opened with a video container demuxer and the file protocol only; anything else is a MediaError.
+    ``hwaccel`` (an ``av.codec.hwaccel.HWAccel``) decodes its video on that device."""
     try:
+        if hwaccel is not None:
+            return av.open(str(path), metadata_errors="ignore", options=dict(OPEN_OPTIONS), hwaccel=hwaccel)
         return av.open(str(path), metadata_errors="ignore", options=dict(OPEN_OPTIONS))
     except av.error.ArgumentError:  # what FFmpeg answers when the probed demuxer is not on the whitelist
         detected = detect_format(path)

@@ -198,11 +198,12 @@ def _open_output(fmt: OutputFormat, out: Path, target_count: int,
 
 
 def render(source: str | Path, media: MediaInfo, windows: np.ndarray | WindowFeed, fmt: OutputFormat, out: Path,
-           progress: Callable[[float], None] | None = None) -> list[Path]:
+           progress: Callable[[float], None] | None = None, device: str = "") -> list[Path]:
     """Encode ``source`` cropped to ``windows`` (one ``x, y, w, h`` row per frame, display pixels, or a
     :class:`WindowFeed` that delivers them while the render runs).
 
-    ``out`` is the MP4 file, or the directory that receives an HLS/DASH presentation. Returns the entry points
+    ``out`` is the MP4 file, or the directory that receives an HLS/DASH presentation; ``device`` (``cuda[:N]``)
+    decodes the source on that GPU, as the analysis does. Returns the entry points
     (the MP4, ``master.m3u8`` or ``manifest.mpd``).
     """
     path = windows if isinstance(windows, WindowFeed) else WindowFeed.of(np.asarray(windows))
@@ -251,7 +252,7 @@ def render(source: str | Path, media: MediaInfo, windows: np.ndarray | WindowFee
             container.mux(audio_out.encode(resampled))
 
     try:
-        for item in decode_video(source, with_audio=audio_out is not None):
+        for item in decode_video(source, with_audio=audio_out is not None, device=device):
             if isinstance(item, DecodedAudio):
                 if lead is None:  # audio first: it leads the picture by this much (never a negative start)
                     lead = max(0.0, -item.t)
