@@ -211,10 +211,18 @@ def test_between_analysed_frames_adaptive_reads_mouths_only_near_speech_and_talk
 
 
 
+def test_face_reads_grow_rarer_the_longer_no_face_is_readable():
+    from smartcrop.detector.analysis import FACE_PATIENCE, FACE_PROBE, FACE_PROBE_MAX, probe_gap
+
+    assert probe_gap(FACE_PATIENCE) == FACE_PROBE
+    assert probe_gap(3.0) == 1.5 and probe_gap(6.0) == 3.0
+    assert probe_gap(8.0) == probe_gap(600.0) == FACE_PROBE_MAX
+
+
 def test_face_reads_thin_out_where_no_face_is_large_enough_to_read_and_resume_after_a_cut(tmp_path):
-    """A wide crowd shot, whose faces are all too small to read a mouth from, costs one face read a second after
-    ``FACE_PATIENCE``, instead of one per sample; readable faces keep every read, and a cut gives a new shot its
-    full rate at once."""
+    """A wide crowd shot, whose faces are all too small to read a mouth from, costs one face read a second (and
+    fewer later) after ``FACE_PATIENCE``, instead of one per sample; readable faces keep every read, and a cut gives
+    a new shot its full rate at once."""
     from smartcrop.detector.analysis import FACE_PATIENCE, FACE_PROBE, MIN_FACE_PX, FacePolicy, analyse
     from smartcrop.detector.faces import FaceDetections
     from smartcrop.detector.models import FrameDetections

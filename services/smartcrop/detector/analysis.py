@@ -5,7 +5,8 @@ and the decoder overlap instead of taking turns; at most ``MAX_CHUNKS_IN_FLIGHT`
 memory stays flat however long the clip. Faces and mouths are read only where a method will use them (every mouth
 sample for talking_person, samples with two or more people for adaptive), at ``MOUTH_FPS``: speech needs a higher
 rate than the person detector does. Where the face reads keep finding no face large enough to read a mouth from (a
-wide crowd shot), they thin out to one a ``FACE_PROBE`` until one is found or the shot changes.
+wide crowd shot), they thin out to one a ``FACE_PROBE``, then rarer the longer none is found (up to one every
+``FACE_PROBE_MAX``), until one is found or the shot changes.
 Each box's focus (sharpness) is measured on the same thread, from the detector-size image already in hand.
 """
 
@@ -50,7 +51,8 @@ PEOPLE_MOVE = 0.2  # box heights the people found may move between two samples o
 CUT_SCORE = 0.25  # a frame change this large is likely a cut (real cuts score 0.3-0.85, motion rarely 0.2)
 VOICE_STEP = 0.04  # seconds between the points the voice activity is read at, before the frames are known
 FACE_PATIENCE = 2.0  # seconds of face reads without a readable face (or a cut) before the reads thin out
-FACE_PROBE = 1.0  # seconds between face reads while they are thinned out
+FACE_PROBE = 1.0  # seconds between face reads once they thin out; after each read the gap is half the time it came
+FACE_PROBE_MAX = 4.0  # after the last readable face (or the cut), up to this: a long wide shot costs a read every 4 s
 SPEECH_NEAR = 0.5  # between analysed frames, mouths are read only this close (seconds) to speech in the audio
 MAX_CHUNKS_IN_FLIGHT = 1  # batches queued behind the one the model runs: memory stays flat
 # The rate decision reads the people of the newest batch the decode loop has collected (at most two batches old),
@@ -140,7 +142,8 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
                 seen.person_boxes, seen.person_t = people, sample.t
             if sample.after_cut:
                 seen.readable_t = sample.t
-            thinned = sample.t - seen.readable_t > FACE_PATIENCE and sample.t - seen.face_t < FACE_PROBE
+            thinned = (sample.t - seen.readable_t > FACE_PATIENCE
+                       and sample.t - seen.face_t < probe_gap(seen.face_t - seen.readable_t))
             wanted = sample.mouth >= 0 and not thinned and (
                 policy is FacePolicy.ALL or (policy is FacePolicy.CROWDED and seen.people >= 2)) and (
                 sample.analysed or speech.near(sample.t))
@@ -338,6 +341,11 @@ class _Speech:
         if self._near is None:
             return self.without_audio
         return bool(self._near[min(len(self._near) - 1, max(0, int(round(t / VOICE_STEP))))])
+
+
+def probe_gap(unreadable: float) -> float:
+    """Seconds until the next face read after one that came ``unreadable`` seconds after the last readable face."""
+    return float(np.clip(unreadable / 2, FACE_PROBE, FACE_PROBE_MAX))
 
 
 def sample_gap(people_speed: float, step: float) -> float:
