@@ -91,7 +91,7 @@ def startup(reps: int) -> list[tuple[str, list[float]]]:
              "smartcrop run --help": [sys.executable, "-m", "smartcrop", "run", "--help"]}
     clip = str(media_dir() / CLIPS_1080P[0])
     cases["smartcrop run's imports, probe, first decoded 1080p frame"] = [sys.executable, "-c", (
-        "from smartcrop.pipeline import run_job; from smartcrop.core.stage import stages; stages(); "
+        "from smartcrop.pipeline import run_job; from smartcrop.stages import stages; stages(); "
         "from smartcrop.media.probe import probe; from smartcrop.media.decode import decode_video; "
         f"probe({clip!r}); next(iter(decode_video({clip!r})))")]
     for name in MODELS:
