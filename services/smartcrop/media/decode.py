@@ -68,7 +68,8 @@ def _open_for_decoding(path: str | Path, device: str):
         try:
             return open_container(path, hwaccel=accel)
         except (MediaError, OSError, av.error.FFmpegError) as exc:
-            _warn_once(f"SMARTCROP_DEVICE={device}: cannot decode on it ({exc}); decoding on the CPU")
+            _warn_once(f"SMARTCROP_DEVICE={device}: the source could not be opened for GPU decoding ({exc}); "
+                       f"decoding on the CPU")
     return open_container(path)
 
 
