@@ -83,7 +83,7 @@ def thread_budget(threads: int = 0) -> int:
     return threads if threads > 0 else len(os.sched_getaffinity(0))
 
 
-# --- runtimes: each takes a float32 NCHW batch and returns the model's first output for it ------------------------
+# --- runtimes: each takes a uint8 BGR NHWC batch (the letterboxed images), returns the model's first output -----------
 
 class _OpenVinoRuntime:
     def __init__(self, xml: Path, device: str, threads: int):
