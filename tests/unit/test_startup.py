@@ -138,6 +138,24 @@ def test_a_process_loads_each_model_once_and_retries_a_failed_load():
     assert preloaded(key, flaky)(5) == -5 and len(attempts) == 2
 
 
+def test_a_shared_model_counts_inference_from_its_load_on():
+    """Jobs share the process's model: each counts the difference of ``inference_seconds`` over its own run, and a
+    model that had already inferred before it was handed over starts from zero."""
+    class Model:
+        inference_seconds = 5.0  # spent before this load (an lru-cached detector used elsewhere)
+
+        def __call__(self, images):
+            return []
+
+    model = Model()
+    shared = preloaded(("counted model", object()), lambda: model)
+    assert shared([]) == []  # waits for the load
+    assert shared.inference_seconds() == 0.0
+    start = shared.inference_seconds()
+    model.inference_seconds += 1.5  # one job's inference
+    assert shared.inference_seconds() - start == 1.5
+
+
 def test_the_stages_import_without_scipy_s_solvers():
     """``scipy.optimize`` alone takes about half a second to import, ``scipy.ndimage`` 0.2 s: the path solver, the
     track assignment and the planner's smoothing import them when they first run, so a run starts decoding (and its

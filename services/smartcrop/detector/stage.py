@@ -42,6 +42,12 @@ class Preloaded:
     def failed(self) -> bool:
         return self._error is not None
 
+    def inference_seconds(self) -> float:
+        """Seconds the model has spent inferring since it loaded (0 until then); shared by every job in the process,
+        so a job counts the difference between its end and its start."""
+        loaded = self.loaded
+        return loaded.inference_seconds - self.baseline if loaded is not None else 0.0
+
 
 _loading: dict[tuple, Preloaded] = {}
 _loading_lock = threading.Lock()
@@ -103,8 +109,7 @@ def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
 
             faces = _faces(settings)
             voice = voice_activity
-        # inference seconds this job adds to the process's model (loaded now, or loading since this job asked)
-        spent_before = detector.loaded.inference_seconds if getattr(detector, "loaded", None) is not None else None
+        spent_before = detector.inference_seconds() if isinstance(detector, Preloaded) else 0.0
         media = probe(path)  # a bad source or an impossible ratio fails here, before any model is used
         ctx.edge.admit_media(job, media)
         if ctx.ahead is not None:
@@ -113,9 +118,8 @@ def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
                        faces=faces, face_policy=policy, voice=voice, progress=ctx.progress,
                        check_cancelled=ctx.check_cancelled, count_frames=ctx.count_frames,
                        on_closed=ctx.ahead.closed if ctx.ahead is not None else None, device=settings.device)
-    if isinstance(detector, Preloaded) and detector.loaded is not None:
-        ctx.count_inference(detector.loaded.inference_seconds
-                            - (spent_before if spent_before is not None else detector.baseline))
+    if isinstance(detector, Preloaded):
+        ctx.count_inference(detector.inference_seconds() - spent_before)
     uri = ctx.storage.put_bytes(f"jobs/{job.job_id}/detections.avro", data.to_avro())
     return [DetectionsReady(job=job, media=media, source_uri=source_uri, detections_uri=uri,
                             analysis_fps=settings.analysis_fps)]

@@ -33,10 +33,9 @@ class MediaError(SmartcropError, ValueError):
 def open_container(path: str | Path, hwaccel=None) -> av.container.InputContainer:
     """The source opened with a video container demuxer and the file protocol only; anything else is a MediaError.
     ``hwaccel`` (an ``av.codec.hwaccel.HWAccel``) decodes its video on that device."""
+    device = {"hwaccel": hwaccel} if hwaccel is not None else {}
     try:
-        if hwaccel is not None:
-            return av.open(str(path), metadata_errors="ignore", options=dict(OPEN_OPTIONS), hwaccel=hwaccel)
-        return av.open(str(path), metadata_errors="ignore", options=dict(OPEN_OPTIONS))
+        return av.open(str(path), metadata_errors="ignore", options=dict(OPEN_OPTIONS), **device)
     except av.error.ArgumentError:  # what FFmpeg answers when the probed demuxer is not on the whitelist
         detected = detect_format(path)
         if detected is not None and not _is_container(detected):
