@@ -57,9 +57,11 @@ def per_frame_ms(reps: int, count: int) -> list[tuple[str, str, list[float]]]:
         path = str(shared_dir() / "models" / name)
         lean = ObjectDetector(path)
         reference = YOLO(path, task="detect")
-        runners = {"lean": lean,
-                   "ultralytics": lambda batch, model=reference: model.predict(batch, conf=0.25, verbose=False,
-                                                                                device="cpu")}
+        runners = {"lean": lean}
+        if lean.fits_input and not lean.runtime.dynamic:  # a fixed export refitted to the frame: also as exported
+            runners["lean, letterboxed to the export's shape"] = ObjectDetector(path, fit_input=False)
+        runners["ultralytics"] = lambda batch, model=reference: model.predict(batch, conf=0.25, verbose=False,
+                                                                               device="cpu")
         for run in runners.values():  # warm-up: first-call allocations and lazy imports
             run(frames[:1])
         times: dict[str, list[float]] = {key: [] for key in runners}

@@ -72,9 +72,15 @@ def test_metadata_of_both_exports():
         detector = load_detector(str(path))
         assert detector.info.imgsz == (640, 640) and detector.info.stride == 32
         assert len(detector.info.names) == 80 and detector.info.names[0] == "person"
-        assert not detector.runtime.dynamic  # fixed 640x640: frames are letterboxed to it
-        assert detector.input_shape((360, 640)) == (640, 640)
+        assert not detector.runtime.dynamic  # exported at a fixed 640x640
         assert detector([]) == []
+    # the IR's graph is refitted to each frame's shape (smartcrop.detector.refit); the fixed ONNX graph letterboxes
+    onnx, ir = load_detector(str(ONNX)), load_detector(str(OPENVINO))
+    assert not onnx.fits_input and onnx.input_shape((360, 640)) == (640, 640)
+    assert ir.fits_input and ir.input_shape((360, 640)) == (384, 640) and ir.input_shape((576, 768)) == (480, 640)
+    assert ir.input_shape((640, 360)) == (640, 384)  # an upright (rotated) phone clip
+    square = ObjectDetector(OPENVINO, fit_input=False)
+    assert not square.fits_input and square.input_shape((360, 640)) == (640, 640)
 
 
 def test_letterbox_centres_and_scale_boxes_inverts_it():
@@ -125,11 +131,13 @@ def test_an_openvino_model_is_compiled_once_into_smartcrop_home_and_loads_from_t
     monkeypatch.setenv("SMARTCROP_HOME", str(tmp_path))
     image = np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8)
     first = ObjectDetector(shared(OPENVINO))
+    a = first([image])[0]  # compiled on first use, for this frame shape
     blobs = sorted((tmp_path / "openvino").glob("*.blob"))
     assert blobs, "the compiled model is kept"
     again = ObjectDetector(OPENVINO)
+    again.prepare(image.shape[:2])
     assert sorted((tmp_path / "openvino").glob("*.blob")) == blobs, "the second load reads it instead of adding one"
-    a, b = first([image])[0], again([image])[0]
+    b = again([image])[0]
     np.testing.assert_array_equal(a.xyxy, b.xyxy)
     np.testing.assert_array_equal(a.score, b.score)
 

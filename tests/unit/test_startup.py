@@ -111,6 +111,39 @@ def test_models_load_in_the_background_and_errors_reach_the_first_call():
         Preloaded(broken)(1)
 
 
+def test_a_model_is_prepared_for_the_frame_size_once_loaded_without_the_caller_waiting():
+    release, prepared = threading.Event(), threading.Event()
+
+    class Model:
+        shapes: list = []
+
+        def prepare(self, shape):
+            self.shapes.append(shape)
+            prepared.set()
+
+        def __call__(self, value):
+            return value
+
+    def load():
+        release.wait(30)
+        return Model()
+
+    model = Preloaded(load)
+    model.prepare((384, 640))  # returns at once, while the load still runs
+    assert not prepared.is_set()
+    release.set()
+    assert prepared.wait(30) and Model.shapes == [(384, 640)]
+    assert model(7) == 7
+
+    def broken():
+        raise ModelError("detector model not found: y.onnx")
+
+    failing = Preloaded(broken)
+    failing.prepare((384, 640))  # a failed load is the first call's to report, not the preparation's
+    with pytest.raises(ModelError, match="y.onnx"):
+        failing(1)
+
+
 def test_a_process_loads_each_model_once_and_retries_a_failed_load():
     """The embedded run starts the load before the detector stage asks for it: both get the same load; a load that
     failed is started again by the next caller."""

@@ -86,46 +86,82 @@ def thread_budget(threads: int = 0) -> int:
 # --- runtimes: each takes a uint8 BGR NHWC batch (the letterboxed images), returns the model's first output -----------
 
 class _OpenVinoRuntime:
-    def __init__(self, xml: Path, device: str, threads: int):
+    """Compiled once per input shape, on first use (or ahead, by :meth:`ObjectDetector.prepare`).
+
+    A fixed-shape export is refitted to each frame shape where its graph allows (:mod:`smartcrop.detector.refit`),
+    else served at its own shape; a dynamic one compiles once for every shape."""
+
+    def __init__(self, xml: Path, device: str, threads: int, stride: int = 32):
         try:
             import openvino as ov
         except ImportError:
             raise ModelError(f"detector model {xml.parent} is an OpenVINO IR but openvino is not installed "
                              f"(pip install openvino)") from None
-        core = ov.Core()
-        target = _openvino_device(device, core.available_devices, xml)
+        self.core = ov.Core()
+        self.source = xml
+        self.target = _openvino_device(device, self.core.available_devices, xml)
         # Throughput streams: the frames of a batch run side by side, one per stream, which on a few cores beats one
         # image at a time over all of them (about 30 ms against 45 ms per 640x640 frame on 2 cores).
-        config = {"PERFORMANCE_HINT": "THROUGHPUT"}
-        if target == "CPU":
-            config["INFERENCE_NUM_THREADS"] = threads
+        self.config: dict = {"PERFORMANCE_HINT": "THROUGHPUT"}
+        if self.target == "CPU":
+            self.config["INFERENCE_NUM_THREADS"] = threads
         cache = openvino_cache()
         if cache is not None:  # the compiled model is kept, keyed by device, config and the model itself (a read
-            config["CACHE_DIR"] = str(cache)  # model, not a path: new weights at the same path are not served stale)
+            self.config["CACHE_DIR"] = str(cache)  # model, not a path: new weights at the same path are not stale)
         try:
-            model = _with_image_input(core.read_model(str(xml)))
-            self.compiled = core.compile_model(model, target, config)
+            self.model = self.core.read_model(str(xml))
         except RuntimeError as exc:
             raise ModelError(f"cannot load detector model {xml}: {exc}".splitlines()[0]) from exc
-        self.output = self.compiled.output(0)
-        self.queue = ov.AsyncInferQueue(self.compiled)
-        shape = self.compiled.input(0).get_partial_shape()  # N, H, W, C
-        self.dynamic = shape[1].is_dynamic or shape[2].is_dynamic
+        shape = self.model.input(0).get_partial_shape()  # N, C, H, W as exported
+        self.dynamic = shape[2].is_dynamic or shape[3].is_dynamic
         self.batch_dynamic = shape[0].is_dynamic
+        self.fixed = None if self.dynamic else (shape[2].get_length(), shape[3].get_length())
+        self.stride, self.refits = stride, False
+        if not self.dynamic:
+            from smartcrop.detector.refit import RefitError, refit
+
+            try:  # on a copy, at the export's own shape: does this graph hold what refitting expects?
+                refit(self.model.clone(), *self.fixed, stride=stride)
+                self.refits = True
+            except RefitError as exc:
+                log.info("detector model %s runs at its fixed input %s: %s", xml, self.fixed, exc)
+        self._compiled: dict = {}
+        self._compiling = threading.Lock()
+
+    def compiled(self, shape: tuple[int, int]):
+        """The compiled model and its request queue for (h, w) input (one for every shape if the model is dynamic)."""
+        import openvino as ov
+
+        key = None if self.dynamic else tuple(shape)
+        with self._compiling:
+            if key not in self._compiled:
+                model = self.model.clone()
+                if key is not None and key != self.fixed:
+                    from smartcrop.detector.refit import refit
+
+                    refit(model, *key, stride=self.stride)
+                try:
+                    compiled = self.core.compile_model(_with_image_input(model), self.target, self.config)
+                except RuntimeError as exc:
+                    raise ModelError(f"cannot load detector model {self.source}: {exc}".splitlines()[0]) from exc
+                self._compiled[key] = (compiled, ov.AsyncInferQueue(compiled))
+            return self._compiled[key]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """``batch``: (N, H, W, 3) uint8 BGR. One request where the batch size is free, else one request per image
         across the streams."""
+        compiled, queue = self.compiled(batch.shape[1:3])
+        output = compiled.output(0)
         parts = [batch] if self.batch_dynamic else [batch[i:i + 1] for i in range(len(batch))]
         out: list = [None] * len(parts)
 
         def done(request, index):
-            out[index] = request.get_tensor(self.output).data.copy()
+            out[index] = request.get_tensor(output).data.copy()
 
-        self.queue.set_callback(done)
+        queue.set_callback(done)
         for index, part in enumerate(parts):
-            self.queue.start_async({0: part}, index)
-        self.queue.wait_all()
+            queue.start_async({0: part}, index)
+        queue.wait_all()
         return np.concatenate(out)
 
 
@@ -190,7 +226,11 @@ class _OnnxRuntime:
         shape = self.input.shape
         self.dynamic = not all(isinstance(d, int) for d in shape[2:])
         self.batch_dynamic = not isinstance(shape[0], int)
+        self.refits = False  # a fixed-shape ONNX graph runs at its own shape, letterboxed
         self.meta = self.session.get_modelmeta().custom_metadata_map
+
+    def compiled(self, shape: tuple[int, int]) -> None:
+        """Nothing to do ahead: the session serves every shape it takes."""
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """``batch``: (N, H, W, 3) uint8 BGR, converted here to the float RGB NCHW in 0-1 that the export expects."""
@@ -232,7 +272,7 @@ class ObjectDetector:
     """Batched YOLO inference on BGR images through an exported model (``SMARTCROP_DETECTOR_MODEL``)."""
 
     def __init__(self, model: str | Path, device: str = "", threads: int = 0, confidence: float = 0.25,
-                 iou: float = IOU, max_det: int = MAX_DET):
+                 iou: float = IOU, max_det: int = MAX_DET, fit_input: bool = True):
         path = Path(model)
         self.name = str(model)
         self.confidence, self.iou, self.max_det = confidence, iou, max_det
@@ -242,16 +282,18 @@ class ObjectDetector:
             xml = sorted(path.glob("*.xml"))
             if not xml:
                 raise ModelError(f"detector model {path} is a folder without an OpenVINO .xml file")
-            self.runtime = _OpenVinoRuntime(xml[0], device, threads)
             self.info = ModelInfo.from_metadata(_read_yaml(path / "metadata.yaml"), str(path))
+            self.runtime = _OpenVinoRuntime(xml[0], device, threads, self.info.stride)
         elif path.suffix.lower() == ".xml":
-            self.runtime = _OpenVinoRuntime(path, device, threads)
             self.info = ModelInfo.from_metadata(_read_yaml(path.parent / "metadata.yaml"), str(path))
+            self.runtime = _OpenVinoRuntime(path, device, threads, self.info.stride)
         elif path.suffix.lower() == ".onnx":
             self.runtime = _OnnxRuntime(path, device, threads)
             self.info = ModelInfo.from_metadata(self.runtime.meta, str(path))
         else:
             raise ModelError(f"detector model {path}: expected an OpenVINO model folder, an .xml or an .onnx file")
+        # frames at their own aspect ratio where the model takes it; ``fit_input=False`` keeps the export's shape
+        self.fits_input = self.runtime.dynamic or (fit_input and self.runtime.refits)
         self._lock = threading.Lock()  # one infer request / session call at a time; callers batch instead
 
     def __call__(self, images_bgr: list[np.ndarray]) -> list[FrameDetections]:
@@ -266,10 +308,16 @@ class ObjectDetector:
         self.inference_seconds += time.perf_counter() - started
         return out
 
+    def prepare(self, image_hw: tuple[int, int]) -> None:
+        """Compile the model for images of this (h, w) now (a job calls it, in the background, once it knows its
+        frame size), so the first batch does not wait for it."""
+        self.runtime.compiled(self.input_shape(image_hw))
+
     def input_shape(self, image_hw: tuple[int, int]) -> tuple[int, int]:
-        """The network input (h, w): the export's fixed shape, or for a dynamic model the frame's shape at the
-        long side rounded up to the stride (ultralytics' ``auto`` letterbox), so a 16:9 frame runs at 384x640."""
-        if not self.runtime.dynamic:
+        """The network input (h, w): where the model takes other shapes (a dynamic export, or a fixed one that
+        :mod:`smartcrop.detector.refit` fits), the frame's shape at the export's long side, each side rounded up to
+        the stride (ultralytics' ``auto`` letterbox), so a 16:9 frame runs at 384x640; else the export's shape."""
+        if not self.fits_input:
             return self.info.imgsz
         side = max(self.info.imgsz)
         r = min(side / image_hw[0], side / image_hw[1])

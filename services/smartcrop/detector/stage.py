@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import numpy as np
 
 from smartcrop.core.events import DetectionsReady, JobRequested
 from smartcrop.core.ports import StageContext
-from smartcrop.detector.analysis import FacePolicy, analyse, face_policy_for
+from smartcrop.detector.analysis import DETECTOR_LONG_SIDE, FacePolicy, analyse, face_policy_for
 from smartcrop.detector.models import FrameDetections, load_detector
+from smartcrop.media.decode import display_size
 from smartcrop.media.probe import probe
+
+log = logging.getLogger(__name__)
 
 
 class Preloaded:
@@ -37,6 +41,19 @@ class Preloaded:
         if self._error is not None:
             raise self._error
         return self.loaded(*args)
+
+    def prepare(self, *args) -> None:
+        """Once loaded, let the model get ready for ``args`` (``ObjectDetector.prepare``: compile for a frame size)
+        on a background thread; a failure there is the first call's to raise."""
+
+        def run():
+            self._thread.join()
+            try:
+                getattr(self.loaded, "prepare", lambda *a: None)(*args)
+            except Exception:  # noqa: BLE001 - the inference call meets the same error and fails the job with it
+                log.debug("preparing the model failed", exc_info=True)
+
+        threading.Thread(target=run, name="model-prepare", daemon=True).start()
 
     @property
     def failed(self) -> bool:
@@ -112,6 +129,9 @@ def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
         spent_before = detector.inference_seconds() if isinstance(detector, Preloaded) else 0.0
         media = probe(path)  # a bad source or an impossible ratio fails here, before any model is used
         ctx.edge.admit_media(job, media)
+        if isinstance(detector, Preloaded):  # compiled for this frame shape while the decode starts
+            width, height = display_size(media, DETECTOR_LONG_SIDE)
+            detector.prepare((height, width))
         if ctx.ahead is not None:
             ctx.ahead.begin(job, media, path)
         data = analyse(path, media, detector, analysis_fps=settings.analysis_fps, batch_size=settings.detector_batch,
