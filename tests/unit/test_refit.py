@@ -45,6 +45,16 @@ def test_the_shared_ir_refits_to_a_16_9_frame():
     assert list(model.output(0).get_shape()) == [1, 84, 80 * 48 + 40 * 24 + 20 * 12]
 
 
+def test_a_free_batch_stays_free():
+    import openvino as ov
+
+    model = shared_ir()
+    model.reshape({model.input(0): ov.PartialShape([-1, 3, 640, 640])})
+    fitted = refit(model, 480, 640)
+    assert fitted.input(0).get_partial_shape()[0].is_dynamic
+    assert fitted.output(0).get_partial_shape()[-1].get_length() == 80 * 60 + 40 * 30 + 20 * 15
+
+
 def test_sides_off_the_stride_and_graphs_without_a_yolo_head_are_refused():
     with pytest.raises(RefitError, match="multiples of the stride"):
         refit(shared_ir(), 360, 640)

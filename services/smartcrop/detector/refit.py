@@ -42,9 +42,10 @@ def refit(model, height: int, width: int, stride: int = 32):
     from openvino import opset13 as ops
 
     shape = model.input(0).get_partial_shape()
-    if shape.rank.is_dynamic or len(shape) != 4 or shape.is_dynamic:
+    if shape.rank.is_dynamic or len(shape) != 4 or shape[2].is_dynamic or shape[3].is_dynamic:
         raise RefitError("the input is not a fixed (N, C, H, W) shape")
-    batch, channels, old_h, old_w = (dim.get_length() for dim in shape)
+    batch, channels = shape[0], shape[1]  # the batch may be free; it stays as exported
+    old_h, old_w = shape[2].get_length(), shape[3].get_length()
     strides = (stride // 4, stride // 2, stride)
     if any(side % stride for side in (height, width, old_h, old_w)):
         raise RefitError(f"input sides must be multiples of the stride {stride}")
@@ -82,12 +83,13 @@ def refit(model, height: int, width: int, stride: int = 32):
                 op.input(1).replace_source_output(ops.constant(np.array(fitted, np.int64)).output(0))
     if anchors_found != 2:
         raise RefitError("no anchor points and strides of a YOLO detect head found")
-    model.get_parameters()[0].set_partial_shape(ov.PartialShape([batch, channels, height, width]))
+    model.get_parameters()[0].set_partial_shape(ov.PartialShape([batch, channels, ov.Dimension(height),
+                                                                    ov.Dimension(width)]))
     try:
         model.validate_nodes_and_infer_types()
     except RuntimeError as exc:
         raise RefitError(str(exc).splitlines()[0]) from exc
     out = model.output(0).get_partial_shape()
-    if out.is_dynamic or out[-1].get_length() != new_count:
+    if out.rank.is_dynamic or out[-1].is_dynamic or out[-1].get_length() != new_count:
         raise RefitError(f"the refitted graph gives {out}, not {new_count} anchors")
     return model
