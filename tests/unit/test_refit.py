@@ -77,3 +77,22 @@ def test_a_graph_that_cannot_be_refitted_is_served_at_its_own_shape(monkeypatch)
     detector = ObjectDetector(OPENVINO)
     assert not detector.fits_input and detector.input_shape((360, 640)) == (640, 640)
     assert detector([np.zeros((360, 640, 3), np.uint8)])[0].score.shape == (0,)
+
+
+def test_a_shape_the_graph_refuses_at_first_use_falls_back_to_the_letterbox(monkeypatch):
+    """The check at load passed, but one frame shape fails to refit: that job still runs, letterboxed."""
+    import smartcrop.detector.refit as module
+
+    detector = ObjectDetector(OPENVINO)
+    assert detector.fits_input
+    real = module.refit
+
+    def refuse_wide(model, height, width, stride=32):
+        if (height, width) != (640, 640):
+            raise RefitError("this shape fails shape inference")
+        return real(model, height, width, stride=stride)
+
+    monkeypatch.setattr(module, "refit", refuse_wide)
+    image = np.zeros((360, 640, 3), np.uint8)
+    assert detector([image])[0].score.shape == (0,)
+    assert not detector.fits_input and detector.input_shape((360, 640)) == (640, 640)

@@ -25,6 +25,7 @@ import numpy as np
 
 from smartcrop.core.errors import ModelError
 from smartcrop.core.home import cache_home
+from smartcrop.detector.refit import RefitError
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class _OpenVinoRuntime:
         self.fixed = None if self.dynamic else (shape[2].get_length(), shape[3].get_length())
         self.stride, self.refits = stride, False
         if not self.dynamic:
-            from smartcrop.detector.refit import RefitError, refit
+            from smartcrop.detector.refit import refit
 
             try:  # on a copy, at the export's own shape: does this graph hold what refitting expects?
                 refit(self.model.clone(), *self.fixed, stride=stride)
@@ -302,8 +303,12 @@ class ObjectDetector:
         started = time.perf_counter()
         shape = self.input_shape(images_bgr[0].shape[:2])
         batch = np.stack([letterbox(image, shape) for image in images_bgr])  # uint8 BGR; each runtime converts
-        with self._lock:
-            raw = self.runtime(batch)
+        try:
+            with self._lock:
+                raw = self.runtime(batch)
+        except RefitError as exc:  # a frame shape this graph cannot take after all: letterbox to its own
+            self._stop_fitting(shape, exc)
+            return self(images_bgr)
         out = [self._decode(pred, shape, image.shape[:2]) for pred, image in zip(raw, images_bgr)]
         self.inference_seconds += time.perf_counter() - started
         return out
@@ -311,7 +316,17 @@ class ObjectDetector:
     def prepare(self, image_hw: tuple[int, int]) -> None:
         """Compile the model for images of this (h, w) now (a job calls it, in the background, once it knows its
         frame size), so the first batch does not wait for it."""
-        self.runtime.compiled(self.input_shape(image_hw))
+        shape = self.input_shape(image_hw)
+        try:
+            self.runtime.compiled(shape)
+        except RefitError as exc:
+            self._stop_fitting(shape, exc)
+            self.runtime.compiled(self.input_shape(image_hw))
+
+    def _stop_fitting(self, shape: tuple[int, int], exc: Exception) -> None:
+        log.warning("detector model %s cannot be refitted to %s (%s); frames are letterboxed to %s", self.name,
+                    shape, exc, self.info.imgsz)
+        self.fits_input = False
 
     def input_shape(self, image_hw: tuple[int, int]) -> tuple[int, int]:
         """The network input (h, w): where the model takes other shapes (a dynamic export, or a fixed one that

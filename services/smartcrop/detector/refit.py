@@ -37,7 +37,8 @@ def anchor_grid(height: int, width: int, strides: tuple[int, ...]) -> tuple[np.n
 
 def refit(model, height: int, width: int, stride: int = 32):
     """``model`` (an ``openvino.Model`` as read, NCHW float input, not yet compiled) changed in place to take
-    (1, 3, height, width) images; returns it. Raises :class:`RefitError` if it cannot be done safely."""
+    (N, C, height, width) images, N and C as exported; returns it. Raises :class:`RefitError` if it cannot be done
+    safely."""
     import openvino as ov
     from openvino import opset13 as ops
 
