@@ -1,6 +1,7 @@
 """Shot cuts, per-frame data and the first planner, on synthetic inputs with exact expectations."""
 
 import numpy as np
+import pytest
 
 from smartcrop.core.framedata import Boxes, CropPath, Faces, FrameData, Timeline
 from smartcrop.detector.shots import detect_cuts
@@ -95,14 +96,14 @@ def analysed_times(path, detector=None) -> np.ndarray:
     return data.timeline.t[data.timeline.analysed]
 
 
-def test_a_still_shot_is_sampled_at_half_the_rate_and_a_cut_at_once(tmp_path):
+def test_a_still_shot_is_sampled_at_a_third_of_the_rate_and_a_cut_at_once(tmp_path):
     rng = np.random.default_rng(0)
     first, second = (rng.integers(0, 255, (180, 320, 3), dtype=np.uint8) for _ in range(2))
     times = analysed_times(synthetic_clip(tmp_path / "still.mp4", 4.0, lambda i: first if i < 53 else second))
     assert np.isclose(times[0], 0.0)
     assert np.any(np.isclose(times, 53 / 25)), "the first frame after the cut is sampled"
     gaps = np.diff(times[(times > 0.75) & (times < 2.0)])  # after the first two batches told where people are
-    assert np.allclose(gaps, 0.4), "a still shot: 2.5 samples a second"
+    assert len(gaps) >= 1 and np.allclose(gaps, 0.6), "a still shot: 1.67 samples a second"
 
 
 def test_a_still_shot_without_people_or_with_people_walking_keeps_the_full_rate(tmp_path):
@@ -116,23 +117,23 @@ def test_a_still_shot_without_people_or_with_people_walking_keeps_the_full_rate(
     assert np.allclose(np.diff(analysed_times(clip, walking(42))), 0.2)
 
 
-def test_the_gap_between_samples_lets_people_move_a_fifth_of_their_height():
+def test_the_gap_between_samples_lets_people_move_three_tenths_of_their_height():
     from smartcrop.detector.analysis import sample_gap
 
     step = 0.2  # 5 samples a second
     assert sample_gap(float("inf"), step) == step, "nobody to compare: the full rate"
     assert sample_gap(2.0, step) == step, "fast: never above the analysis rate"
-    assert sample_gap(0.8, step) == 0.25
-    assert sample_gap(0.5, step) == 0.4
-    assert sample_gap(0.0, step) == 0.4, "still: never below half the analysis rate"
+    assert sample_gap(0.8, step) == pytest.approx(0.375)
+    assert sample_gap(0.6, step) == pytest.approx(0.5)
+    assert sample_gap(0.0, step) == pytest.approx(0.6), "still: never below a third of the analysis rate"
 
 
-def test_a_crowd_walking_slowly_through_a_still_shot_is_sampled_at_half_the_rate(tmp_path):
+def test_a_crowd_walking_slowly_through_a_still_shot_is_sampled_at_a_third_of_the_rate(tmp_path):
     still = np.random.default_rng(0).integers(0, 255, (180, 320, 3), dtype=np.uint8)
     clip = synthetic_clip(tmp_path / "still.mp4", 3.0, lambda i: still)
 
     times = analysed_times(clip, walking(14))  # 0.1 box height a sample: 0.5 heights a second at the full rate
-    assert np.allclose(np.diff(times[times > 1.0]), 0.4)
+    assert np.allclose(np.diff(times[times > 1.0]), 0.6)
 
 
 def test_a_moving_shot_is_sampled_at_the_full_rate(tmp_path):
