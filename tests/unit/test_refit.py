@@ -96,3 +96,15 @@ def test_a_shape_the_graph_refuses_at_first_use_falls_back_to_the_letterbox(monk
     image = np.zeros((360, 640, 3), np.uint8)
     assert detector([image])[0].score.shape == (0,)
     assert not detector.fits_input and detector.input_shape((360, 640)) == (640, 640)
+
+
+def test_a_service_keeps_the_most_recent_frame_shapes_compiled():
+    from smartcrop.detector.models import COMPILED_SHAPES
+
+    detector = ObjectDetector(OPENVINO)
+    shapes = [(360, 640), (480, 640), (640, 360), (640, 640), (272, 640)]
+    for height, width in shapes:
+        assert detector([np.zeros((height, width, 3), np.uint8)])[0].score.shape == (0,)
+    kept = list(detector.runtime._compiled)
+    assert len(kept) == COMPILED_SHAPES
+    assert kept[-1] == detector.input_shape(shapes[-1]) and detector.input_shape(shapes[0]) not in kept

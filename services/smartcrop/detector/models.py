@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +35,7 @@ MAX_DET = 300
 MAX_NMS = 30000
 _CLASS_OFFSET = 7680.0  # ultralytics' max_wh: separates classes for class-aware NMS
 PAD_VALUE = 114
+COMPILED_SHAPES = 4  # frame shapes a fixed IR stays compiled for (16:9, 4:3, 9:16, 1:1 sources, say)
 
 
 @dataclass
@@ -126,16 +128,21 @@ class _OpenVinoRuntime:
                 self.refits = True
             except RefitError as exc:
                 log.info("detector model %s runs at its fixed input %s: %s", xml, self.fixed, exc)
-        self._compiled: dict = {}
+        self._compiled: OrderedDict = OrderedDict()  # shape -> (compiled model, request queue), newest last
         self._compiling = threading.Lock()
 
     def compiled(self, shape: tuple[int, int]):
-        """The compiled model and its request queue for (h, w) input (one for every shape if the model is dynamic)."""
+        """The compiled model and its request queue for (h, w) input (one for every shape if the model is dynamic);
+        a service keeps the ``COMPILED_SHAPES`` most recently used."""
         import openvino as ov
 
         key = None if self.dynamic else tuple(shape)
         with self._compiling:
-            if key not in self._compiled:
+            if key in self._compiled:
+                self._compiled.move_to_end(key)
+            else:
+                while len(self._compiled) >= COMPILED_SHAPES:
+                    self._compiled.popitem(last=False)  # a caller still inferring on it holds its own reference
                 model = self.model.clone()
                 if key is not None and key != self.fixed:
                     from smartcrop.detector.refit import refit
