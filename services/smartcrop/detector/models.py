@@ -308,14 +308,10 @@ class ObjectDetector:
         if not images_bgr:
             return []
         started = time.perf_counter()
-        shape = self.input_shape(images_bgr[0].shape[:2])
+        shape = self._compiled_shape(images_bgr[0].shape[:2])
         batch = np.stack([letterbox(image, shape) for image in images_bgr])  # uint8 BGR; each runtime converts
-        try:
-            with self._lock:
-                raw = self.runtime(batch)
-        except RefitError as exc:  # a frame shape this graph cannot take after all: letterbox to its own
-            self._stop_fitting(shape, exc)
-            return self(images_bgr)
+        with self._lock:
+            raw = self.runtime(batch)
         out = [self._decode(pred, shape, image.shape[:2]) for pred, image in zip(raw, images_bgr)]
         self.inference_seconds += time.perf_counter() - started
         return out
@@ -323,17 +319,21 @@ class ObjectDetector:
     def prepare(self, image_hw: tuple[int, int]) -> None:
         """Compile the model for images of this (h, w) now (a job calls it, in the background, once it knows its
         frame size), so the first batch does not wait for it."""
+        self._compiled_shape(image_hw)
+
+    def _compiled_shape(self, image_hw: tuple[int, int]) -> tuple[int, int]:
+        """The network input for images of this (h, w), compiled; a shape the graph refuses after all (it passed the
+        check at load) makes this detector letterbox to the export's shape from then on, instead of failing."""
         shape = self.input_shape(image_hw)
         try:
             self.runtime.compiled(shape)
         except RefitError as exc:
-            self._stop_fitting(shape, exc)
-            self.runtime.compiled(self.input_shape(image_hw))
-
-    def _stop_fitting(self, shape: tuple[int, int], exc: Exception) -> None:
-        log.warning("detector model %s cannot be refitted to %s (%s); frames are letterboxed to %s", self.name,
-                    shape, exc, self.info.imgsz)
-        self.fits_input = False
+            log.warning("detector model %s cannot be refitted to %s (%s); frames are letterboxed to %s", self.name,
+                        shape, exc, self.info.imgsz)
+            self.fits_input = False
+            shape = self.input_shape(image_hw)
+            self.runtime.compiled(shape)
+        return shape
 
     def input_shape(self, image_hw: tuple[int, int]) -> tuple[int, int]:
         """The network input (h, w): where the model takes other shapes (a dynamic export, or a fixed one that
