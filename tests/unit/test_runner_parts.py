@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+from types import SimpleNamespace
+
+import pytest
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from smartcrop.core.errors import BROKER_UNAVAILABLE, CANCELLED, INTERNAL, Failure
+from smartcrop.core.events import JobState, JobStatus
+from smartcrop.core.stage import Stage
+from smartcrop.runtime.config import Settings
 from smartcrop.runtime import metrics
-from smartcrop.runtime.attempt import Decision, decide, failure_of
+from smartcrop.runtime.attempt import Decision, JobAttempts, decide, failure_of
 from smartcrop.runtime.committer import Committer, Record
 from smartcrop.runtime.outcome import Outcome
 
@@ -43,6 +50,54 @@ def test_a_permanent_fault_fails_at_the_first_attempt():
 
 def test_a_cancelled_job_is_cancelled_not_retried_nor_failed():
     assert decide(Failure(CANCELLED, "asked", transient=True), 0, 3) is Decision.CANCEL
+
+
+class StoppedAfterTheHandler:
+    """A consumer loop whose stop (``reason``) arrives after the handler has returned, before the attempt looks."""
+
+    def __init__(self, reason: str):
+        self.reason, self.attempts = reason, None
+        self.stopping = threading.Event()
+        self.committed, self.rewound = [], []
+
+    def wait_polling(self, future) -> None:
+        wait([future])
+        self.stopping.set()
+        self.attempts.stop(self.reason)
+
+    def sleep_polling(self, seconds: float) -> None: ...
+    def send_status(self, status) -> None: ...
+
+    def rewind(self, message) -> None:
+        self.rewound.append(message)
+
+    def commit(self, outputs, message, *, dlq=None) -> None:
+        self.committed.append((outputs, message))
+
+
+def attempt_stopped_after_the_handler(reason: str) -> StoppedAfterTheHandler:
+    done = JobStatus("job-1", JobState.COMPLETED, "echo", 100.0)
+    stage = Stage("echo", "tracks", lambda event, ctx: [done], (0.0, 100.0))
+    host = StoppedAfterTheHandler(reason)
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        host.attempts = JobAttempts(stage, Settings(), box=None, executor=executor, host=host)
+        host.attempts.storage = SimpleNamespace(exists=lambda key: False)
+        host.outcome = host.attempts.run(SimpleNamespace(job_id="job-1"), "message")
+    return host
+
+
+def test_a_job_whose_handler_returned_before_a_shutdown_is_committed_not_redone():
+    host = attempt_stopped_after_the_handler("shutdown")
+    assert host.outcome is Outcome.COMPLETED
+    assert [(status.status, message) for (status,), message in host.committed] == [(JobState.COMPLETED, "message")]
+    assert host.rewound == []
+
+
+@pytest.mark.parametrize("reason", ["revoked", "lost"])
+def test_a_job_whose_partition_moved_is_abandoned_even_when_its_handler_returned(reason):
+    host = attempt_stopped_after_the_handler(reason)
+    assert host.outcome is Outcome.ABANDONED
+    assert host.committed == [] and host.rewound == ["message"]
 
 
 class FakeProducer:

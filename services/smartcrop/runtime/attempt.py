@@ -147,7 +147,12 @@ class JobAttempts:
                 future = self.executor.submit(handle)
                 self.host.wait_polling(future)
                 if work.cancelled():
-                    future.exception()  # let the handler finish unwinding; its result is thrown away
+                    if future.exception() is None and work.stop_reason == "shutdown":
+                        # the handler returned before the stop reached it: the work is done, and this instance
+                        # still owns the partition, so commit it rather than make the next owner redo it
+                        return self._complete(event, message, future.result())
+                    # let the handler finish unwinding; its result is thrown away (after a revoke or a lost
+                    # assignment another member may already be redoing it)
                     log.info("job abandoned (%s); the partition's next owner redoes it", work.stop_reason)
                     self.host.rewind(message)
                     return Outcome.ABANDONED

@@ -12,7 +12,8 @@ Per input message:
 - transient faults (broker, storage) are retried with bounded exponential backoff and jitter; a job that cannot
   succeed gets a ``failed`` status with a stable code and the partition moves on (:mod:`smartcrop.runtime.attempt`);
 - a rebalance, a lost assignment or SIGTERM mid-job aborts it without committing, so the partition's next owner
-  redoes it. Object keys are deterministic, so the redo overwrites rather than duplicates;
+  redoes it (a handler that had returned before SIGTERM is committed: its work is done and the partition is still
+  ours). Object keys are deterministic, so the redo overwrites rather than duplicates;
 - a cancel request (:mod:`smartcrop.runtime.cancellation`: a marker object or a request on the control topic) stops
   the job at its next checkpoint and commits ``cancelled``.
 
