@@ -157,9 +157,11 @@ def test_preprocessing_inside_the_openvino_graph_equals_the_numpy_conversion(fra
 
 def test_the_ir_refitted_to_the_frame_shape_finds_what_the_square_letterbox_finds(frames):
     """The fixed 640x640 IR, refitted to 384x640 for these 16:9 frames, costs 40 % fewer pixels; it must see the
-    same things: every detection above 0.35 of either side with a partner of the same class (IoU >= 0.8), corners
-    within 1 px at the median and 3 px at the 95th percentile (of 640), scores within 0.08. Not to the bit: the
-    network sees 12 rows of grey padding above and below the picture instead of 140."""
+    same things: every detection above 0.35 of either side with a partner of the same class (IoU >= 0.8), scores
+    within 0.08, and the corners of those confident pairs within 1 px at the median and 3 px at the 95th percentile
+    (of 640). Not to the bit: the network sees 12 rows of grey padding above and below the picture instead of 140.
+    Boxes near the threshold are left out of the corner bound: scoring 0.28-0.30, they moved 4-6 px on a CPU with
+    int8 dot-product instructions (VNNI), whose kernels round differently, while confident ones stayed within 2."""
     path = model_path("yolo11n_int8_openvino_model")
     fitted, square = ObjectDetector(path), ObjectDetector(path, fit_input=False)
     assert fitted.input_shape(frames[0].shape[:2]) == (384, 640)
@@ -171,8 +173,9 @@ def test_the_ir_refitted_to_the_frame_shape_finds_what_the_square_letterbox_find
             best = pairs.max(axis=axis) if pairs.size else np.zeros(len(score))
             assert not ((best < 0.8) & (score > 0.35)).any(), f"frame {frame}: {side} detections without a partner"
         for i, j in zip(*np.nonzero(pairs >= 0.8)):
-            corners.append(np.abs(a.xyxy[i] - b.xyxy[j]).max())
             scores.append(abs(a.score[i] - b.score[j]))
-    assert len(corners) >= 40, "the frames should hold people, cars, bikes"
+            if max(a.score[i], b.score[j]) > 0.35:
+                corners.append(np.abs(a.xyxy[i] - b.xyxy[j]).max())
+    assert len(corners) >= 30, "the frames should hold people, cars, bikes"
     assert np.median(corners) <= 1.0 and np.percentile(corners, 95) <= 3.0, corners
     assert max(scores) <= 0.08, scores
