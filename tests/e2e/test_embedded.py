@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -135,6 +136,24 @@ def test_a_centre_crop_needs_no_model(tmp_path):
     frames = json.loads(plan.read_text())["frames"]
     media = probe(clip)
     assert {round(f["x"] + f["w"] / 2) for f in frames} == {round(media.display_width / 2)}
+
+
+def test_the_encoder_runs_x264_frame_threads(tmp_path):
+    """Slice threads (PyAV's default) leave a core idle on 2 cores; frame threads render 20-30 % faster at the same
+    quality. x264 writes the options it ran with into the stream itself, so the output says which it used."""
+    import numpy as np
+
+    from smartcrop.core.job import job_from_options
+    from smartcrop.media.render import render
+
+    clip = shared_media("B_C_basketball_two_players_240p_mmaction2.mp4")
+    media = probe(clip)
+    fmt = job_from_options(str(clip), aspect_ratio="1:1", smart_crop=False).formats[0]
+    window = np.array([[0.0, 0.0, media.display_height, media.display_height]])
+    (out,) = render(clip, media, window, fmt, tmp_path / "o.mp4")
+    options = re.search(rb"x264 - core .*? options: ([^\x00]*)", out.read_bytes())
+    assert options, "no x264 options in the output"
+    assert b" sliced_threads=0 " in options.group(1), options.group(1)
 
 
 def make_vfr_clip(source: Path, out: Path) -> list[float]:
