@@ -6,6 +6,10 @@ finished shot does not depend on the shots after it. The first format is rendere
 has the whole clip's plan, the windows already rendered are compared with it, and if any differs (a cut the whole
 clip decides otherwise) the early render is dropped and the encoder stage renders the plan as usual. The output is
 always exactly the plan's; rendering ahead only moves work earlier.
+
+The analysis also hands over the clip's last decoded pictures and its sound (a :class:`HeldTail` of up to
+``hold_bytes``): the render decodes the source up to the first of them and takes the rest from memory, so a clip
+that is one shot, rendered only once its analysis ends, is not decoded twice in full.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from smartcrop.core.framedata import FrameData
 from smartcrop.core.job import JobSpec, OutputKind, crop_size
 from smartcrop.core.mediainfo import MediaInfo
 from smartcrop.core.ports import JobCancelled
+from smartcrop.media.decode import DecodedAudio, DecodedFrame, HeldTail
 from smartcrop.media.render import Superseded, WindowFeed, render
 from smartcrop.planner.stage import plan_path
 from smartcrop.tracker.stage import tracks_of
@@ -35,16 +40,19 @@ class AheadStats:
     frames: int = 0  # frames whose windows were known before the analysis ended
     reused: bool = False  # the early render was the plan's and was delivered
     superseded: bool = False  # the plan differed from the windows rendered early; the encoder rendered again
+    held: int = 0  # pictures the render took from the analysis instead of decoding them
 
 
 class ShotRenderer:
     """Implements ``smartcrop.core.ports.RenderAhead`` for one job, with one render thread."""
 
-    def __init__(self, analysis_fps: float, work_dir: Path, device: str = ""):
+    def __init__(self, analysis_fps: float, work_dir: Path, device: str = "", hold_bytes: int = 0):
         self.analysis_fps = analysis_fps
         self.work_dir = work_dir
         self.device = device  # where the render decodes (SMARTCROP_DEVICE)
         self.stats = AheadStats()
+        self.hold_bytes = hold_bytes
+        self.tail = HeldTail(0)
         self._job: JobSpec | None = None
         self._media: MediaInfo | None = None
         self._feed: WindowFeed | None = None
@@ -55,6 +63,7 @@ class ShotRenderer:
 
     def begin(self, job: JobSpec, media: MediaInfo, source: Path) -> None:
         self._job, self._media = job, media
+        self.tail = HeldTail(self.hold_bytes, media.frame_count)
         fmt = job.formats[0]
         self._feed = WindowFeed(crop_size(media.display_width, media.display_height, fmt.aspect_ratio),
                                 media.frame_count)
@@ -65,7 +74,8 @@ class ShotRenderer:
     def _render(self, source: Path, out: Path) -> None:
         try:
             entry_points = render(source, self._media, self._feed, self._job.formats[0], out,
-                                  progress=lambda fraction: self._progress(fraction), device=self.device)
+                                  progress=lambda fraction: self._progress(fraction), device=self.device,
+                                  tail=self.tail)
             self._output = (out, entry_points)
         except Superseded:
             pass
@@ -89,15 +99,21 @@ class ShotRenderer:
         self.stats.shots += 1
         self.stats.frames = feed.given
 
+    def hold(self, item: DecodedFrame | DecodedAudio) -> None:
+        self.tail.add(item)
+
     def rendered(self, format_index: int, windows: np.ndarray,
                  progress: Callable[[float], None]) -> tuple[Path, list[Path]] | None:
         if format_index != 0 or self._thread is None:
             return None
+        self.tail.freeze()  # the analysis is over: what it holds is the clip's tail
         self._progress = progress
         if not self._feed.finish(windows):
             self.stats.superseded = True
             log.info("the plan differs from the %d frames rendered early; rendering again", self.stats.frames)
         self._thread.join()
+        self.stats.held = self.tail.handed_over
+        self.tail.release()
         self._progress = lambda fraction: None
         if isinstance(self._error, JobCancelled):
             raise self._error
@@ -108,6 +124,7 @@ class ShotRenderer:
 
     def abandon(self) -> None:
         """Stop the render thread, its output unused (a failed job, or a failure here)."""
+        self.tail.release()
         if self._feed is not None:
             self._feed.abandon()
 

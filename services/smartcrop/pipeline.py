@@ -92,7 +92,8 @@ def run_job(job: JobSpec, *, settings: Settings | None = None, work_dir: Path | 
             from smartcrop.overlap import ShotRenderer
 
             (Path(scratch) / "ahead").mkdir()
-            ahead = ShotRenderer(settings.analysis_fps, Path(scratch) / "ahead", settings.device)
+            ahead = ShotRenderer(settings.analysis_fps, Path(scratch) / "ahead", settings.device,
+                                 hold_bytes=settings.hold_mb << 20)
             cleanup.callback(ahead.close)
             result.ahead = ahead.stats
         bus.publish(JobRequested.TOPIC, JobRequested(job=job))

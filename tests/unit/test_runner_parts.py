@@ -7,16 +7,15 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from types import SimpleNamespace
 
 import pytest
-
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from smartcrop.core.errors import BROKER_UNAVAILABLE, CANCELLED, INTERNAL, Failure
 from smartcrop.core.events import JobState, JobStatus
 from smartcrop.core.stage import Stage
-from smartcrop.runtime.config import Settings
 from smartcrop.runtime import metrics
 from smartcrop.runtime.attempt import Decision, JobAttempts, decide, failure_of
 from smartcrop.runtime.committer import Committer, Record
+from smartcrop.runtime.config import Settings
 from smartcrop.runtime.outcome import Outcome
 
 OFFSET = TopicPartition("smartcrop.jobs.v1", 2, 42)

@@ -118,6 +118,10 @@ class RenderAhead(Protocol):
     def closed(self, start: int, detections: "FrameData") -> None:
         """The detections of the finished shots from frame ``start`` on (see ``analyse(on_closed=...)``)."""
 
+    def hold(self, item: object) -> None:
+        """A picture or sound frame the analysis decoded, which the render may take instead of decoding it again
+        (see ``analyse(hold=...)``)."""
+
     def rendered(self, format_index: int, windows: "np.ndarray",
                  progress: Callable[[float], None]) -> tuple[Path, list[Path]] | None:
         """The output (file or folder, and its entry points) already rendered along exactly ``windows``, waiting for

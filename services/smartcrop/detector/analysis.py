@@ -25,7 +25,7 @@ from smartcrop.core.framedata import PERSON, Boxes, Faces, FrameData, Timeline
 from smartcrop.core.mediainfo import MediaInfo
 from smartcrop.detector.mouths import MIN_FACE_PX, MOUTH_FPS, MouthReader
 from smartcrop.detector.shots import THUMB_LONG_SIDE, ShotDetector
-from smartcrop.media.decode import DecodedFrame, DisplayScaler, decode_video, display_size
+from smartcrop.media.decode import DecodedAudio, DecodedFrame, DisplayScaler, decode_video, display_size
 from smartcrop.media.voice import SPEECH
 
 DETECTOR_LONG_SIDE = 640
@@ -94,7 +94,8 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
             progress: Callable[[float], None] = lambda f: None,
             check_cancelled: Callable[[], None] = lambda: None,
             count_frames: Callable[[int], None] = lambda n: None,
-            on_closed: Callable[[int, FrameData], None] | None = None, device: str = "") -> FrameData:
+            on_closed: Callable[[int, FrameData], None] | None = None, device: str = "",
+            hold: Callable[[DecodedFrame | DecodedAudio], None] | None = None) -> FrameData:
     """``detector(images_bgr) -> [FrameDetections]`` (e.g. an :class:`ObjectDetector`); ``faces(image_bgr) ->
     FaceDetections`` and ``voice(path, times) -> (F,)`` are optional signal sources.
 
@@ -106,7 +107,9 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
     ``on_closed(start, data)``, if given, receives each run of shots as soon as it is over, while the decode goes
     on: frames ``start`` up to the next settled cut whose samples are all analysed, numbered from ``start``. It
     only watches: which frames are sampled never depends on it or on when it is called. ``device`` is where the
-    source decodes (``cuda[:N]``: NVDEC)."""
+    source decodes (``cuda[:N]``: NVDEC). ``hold``, if given, receives every decoded picture and, where the source
+    has sound, every sound frame (a :class:`smartcrop.media.decode.HeldTail` keeps the last of them for the
+    render)."""
     import cv2  # here, not at import: start-up stays light
 
     thumbnail = DisplayScaler(media, display_size(media, THUMB_LONG_SIDE))
@@ -183,8 +186,11 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
         speech = _Speech(audio.submit(_voice_grid, voice, Path(path), media)
                          if voice is not None and policy is not FacePolicy.NONE and media.has_audio else None,
                          without_audio=policy is FacePolicy.ALL)
-        for item in decode_video(path, device=device):
-            assert isinstance(item, DecodedFrame)
+        for item in decode_video(path, with_audio=hold is not None and media.has_audio, device=device):
+            if hold is not None:
+                hold(item)
+            if isinstance(item, DecodedAudio):
+                continue
             shots.add(thumbnail(item.frame))
             change = shots.scores_so_far[-1]
             changed += change

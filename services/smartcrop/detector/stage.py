@@ -137,7 +137,8 @@ def detect(event: JobRequested, ctx: StageContext) -> list[DetectionsReady]:
         data = analyse(path, media, detector, analysis_fps=settings.analysis_fps, batch_size=settings.detector_batch,
                        faces=faces, face_policy=policy, voice=voice, progress=ctx.progress,
                        check_cancelled=ctx.check_cancelled, count_frames=ctx.count_frames,
-                       on_closed=ctx.ahead.closed if ctx.ahead is not None else None, device=settings.device)
+                       on_closed=ctx.ahead.closed if ctx.ahead is not None else None, device=settings.device,
+                       hold=ctx.ahead.hold if ctx.ahead is not None else None)
     if isinstance(detector, Preloaded):
         ctx.count_inference(detector.inference_seconds() - spent_before)
     uri = ctx.storage.put_bytes(f"jobs/{job.job_id}/detections.avro", data.to_avro())

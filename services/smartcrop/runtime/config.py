@@ -103,6 +103,7 @@ class Settings:
     file_source_roots: tuple[str, ...] = ()  # folders whose files a service may read as sources
     embedded: bool = False  # a one-process run on the user's own machine: any local path is the user's own file
     render_ahead: bool = True  # embedded: render finished shots while later ones are analysed (smartcrop.overlap)
+    hold_mb: int = 320  # embedded: MiB of the clip's last decoded pictures the render takes from the analysis
     http_connect_timeout: float = 10.0
     http_read_timeout: float = 60.0
     schema_registry_url: str = field(default="", repr=False)  # set: events are written in the Confluent wire format
@@ -154,6 +155,7 @@ class Settings:
             schema_registry_url=_env("SMARTCROP_SCHEMA_REGISTRY_URL", ""),
             event_framing=_env("SMARTCROP_EVENT_FRAMING", ""),
             render_ahead=_env("SMARTCROP_RENDER_AHEAD", "1") not in ("0", "false", "no", "off"),
+            hold_mb=max(0, _env_int("SMARTCROP_HOLD_MB", cls.hold_mb)),
         )
 
     def s3_uses_tls(self, host: str) -> bool:
