@@ -7,9 +7,9 @@ has the whole clip's plan, the windows already rendered are compared with it, an
 clip decides otherwise) the early render is dropped and the encoder stage renders the plan as usual. The output is
 always exactly the plan's; rendering ahead only moves work earlier.
 
-The analysis also hands over the clip's last decoded pictures and its sound (a :class:`HeldTail` of up to
-``hold_bytes``): the render decodes the source up to the first of them and takes the rest from memory, so a clip
-that is one shot, rendered only once its analysis ends, is not decoded twice in full.
+The analysis also hands over a short clip's decoded pictures and its sound (a :class:`HeldTail`, for clips whose
+pictures fit in ``hold_bytes``): the render takes them from memory from where it stands when the analysis ends, so
+a short clip that is one shot, rendered only once its analysis ends, is decoded once instead of twice.
 """
 
 from __future__ import annotations

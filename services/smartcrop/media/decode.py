@@ -229,6 +229,8 @@ class HeldTail:
                 return None
             after = -math.inf if sound_until is None else sound_until
             pictures = [p for p in self._pictures if p.index >= index]
+            if not pictures:  # the caller numbers past what was held: no two passes may disagree on the frames
+                return None
             self.handed_over = len(pictures)
             items = pictures + [a for a in self._sound if a.t > after]
         return sorted(items, key=lambda item: item.t)
