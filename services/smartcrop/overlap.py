@@ -53,6 +53,7 @@ class ShotRenderer:
         self.stats = AheadStats()
         self.hold_bytes = hold_bytes
         self.tail = HeldTail(0)
+        self.hold: Callable[[DecodedFrame | DecodedAudio], None] | None = None
         self._job: JobSpec | None = None
         self._media: MediaInfo | None = None
         self._feed: WindowFeed | None = None
@@ -63,7 +64,8 @@ class ShotRenderer:
 
     def begin(self, job: JobSpec, media: MediaInfo, source: Path) -> None:
         self._job, self._media = job, media
-        self.tail = HeldTail(self.hold_bytes, media.frame_count)
+        self.tail = HeldTail.for_clip(self.hold_bytes, media)
+        self.hold = self.tail.add if self.tail.wanted else None
         fmt = job.formats[0]
         self._feed = WindowFeed(crop_size(media.display_width, media.display_height, fmt.aspect_ratio),
                                 media.frame_count)
@@ -98,9 +100,6 @@ class ShotRenderer:
         feed.extend(windows)
         self.stats.shots += 1
         self.stats.frames = feed.given
-
-    def hold(self, item: DecodedFrame | DecodedAudio) -> None:
-        self.tail.add(item)
 
     def rendered(self, format_index: int, windows: np.ndarray,
                  progress: Callable[[float], None]) -> tuple[Path, list[Path]] | None:

@@ -12,6 +12,7 @@ from smartcrop.core.events import JobState
 from smartcrop.core.job import Destination, job_from_options, with_destination
 from smartcrop.media import decode
 from smartcrop.media.decode import DecodedFrame, HeldTail, decode_video, decode_with_tail, picture_bytes
+from smartcrop.media.probe import probe
 from smartcrop.pipeline import run_job
 from smartcrop.runtime.config import Settings
 
@@ -47,6 +48,13 @@ def test_the_tail_is_the_last_pictures_within_the_budget_and_nothing_before_it_i
     pictures = [item for item in items if isinstance(item, DecodedFrame)]
     assert tail.first_index() == len(pictures) - (100 << 20) // one
     assert 100 << 20 >= tail.held_bytes > (100 << 20) - one
+
+
+def test_a_clip_that_cannot_fit_is_not_handed_anything():
+    """Decided from the probe before the analysis starts, so it decodes no sound for a tail that would stay empty."""
+    media = probe(shared_media("A_talkinghead_woman_1080p_wav2lip-gfpgan.mp4"))  # 223 pictures of 1920x1080
+    assert not HeldTail.for_clip(320 << 20, media).wanted
+    assert HeldTail.for_clip(700 << 20, media).wanted
 
 
 def test_a_clip_whose_pictures_will_not_all_fit_holds_none():

@@ -118,9 +118,9 @@ class RenderAhead(Protocol):
     def closed(self, start: int, detections: "FrameData") -> None:
         """The detections of the finished shots from frame ``start`` on (see ``analyse(on_closed=...)``)."""
 
-    def hold(self, item: object) -> None:
-        """A picture or sound frame the analysis decoded, which the render may take instead of decoding it again
-        (see ``analyse(hold=...)``)."""
+    # set by ``begin``: where the analysis hands each picture and sound frame it decodes, for the render to take
+    # instead of decoding them again (see ``analyse(hold=...)``); None where this clip is not held
+    hold: Callable[[object], None] | None
 
     def rendered(self, format_index: int, windows: "np.ndarray",
                  progress: Callable[[float], None]) -> tuple[Path, list[Path]] | None:

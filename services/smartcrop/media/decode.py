@@ -173,6 +173,19 @@ class HeldTail:
         self.handed_over = 0  # pictures a render took
         self._sized = False  # the first picture has shown whether the clip fits
 
+    @classmethod
+    def for_clip(cls, budget: int, media: MediaInfo) -> "HeldTail":
+        """A tail for ``media``, empty at once where even 8-bit 4:2:0 pictures (the smallest a decoder gives) would
+        not fit, so that the analysis need not hand it anything, nor decode the sound for it."""
+        if media.frame_count * media.width * media.height * 3 // 2 > budget:
+            budget = 0
+        return cls(budget, media.frame_count)
+
+    @property
+    def wanted(self) -> bool:
+        """Whether handing pictures and sound to :meth:`add` can still pay."""
+        return self.budget > 0 and not self._frozen
+
     def add(self, item: DecodedFrame | DecodedAudio) -> None:
         with self._lock:
             if self._frozen or self.budget <= 0:
