@@ -7,7 +7,7 @@ has the whole clip's plan, the windows already rendered are compared with it, an
 clip decides otherwise) the early render is dropped and the encoder stage renders the plan as usual. The output is
 always exactly the plan's; rendering ahead only moves work earlier.
 
-The analysis also hands over a short clip's decoded pictures and its sound (a :class:`HeldTail`, for clips whose
+The analysis also hands over a short clip's decoded pictures and its sound (a :class:`HeldClip`, for clips whose
 pictures fit in ``hold_bytes``): the render takes them from memory from where it stands when the analysis ends, so
 a short clip that is one shot, rendered only once its analysis ends, is decoded once instead of twice.
 """
@@ -26,7 +26,7 @@ from smartcrop.core.framedata import FrameData
 from smartcrop.core.job import JobSpec, OutputKind, crop_size
 from smartcrop.core.mediainfo import MediaInfo
 from smartcrop.core.ports import JobCancelled
-from smartcrop.media.decode import DecodedAudio, DecodedFrame, HeldTail
+from smartcrop.media.decode import DecodedAudio, DecodedFrame, HeldClip
 from smartcrop.media.render import Superseded, WindowFeed, render
 from smartcrop.planner.stage import plan_path
 from smartcrop.tracker.stage import tracks_of
@@ -52,7 +52,7 @@ class ShotRenderer:
         self.device = device  # where the render decodes (SMARTCROP_DEVICE)
         self.stats = AheadStats()
         self.hold_bytes = hold_bytes
-        self.tail = HeldTail(0)
+        self.held = HeldClip(0)
         self.hold: Callable[[DecodedFrame | DecodedAudio], None] | None = None
         self._job: JobSpec | None = None
         self._media: MediaInfo | None = None
@@ -64,8 +64,8 @@ class ShotRenderer:
 
     def begin(self, job: JobSpec, media: MediaInfo, source: Path) -> None:
         self._job, self._media = job, media
-        self.tail = HeldTail.for_clip(self.hold_bytes, media)
-        self.hold = self.tail.add if self.tail.wanted else None
+        self.held = HeldClip.for_clip(self.hold_bytes, media)
+        self.hold = self.held.add if self.held.wanted else None
         fmt = job.formats[0]
         self._feed = WindowFeed(crop_size(media.display_width, media.display_height, fmt.aspect_ratio),
                                 media.frame_count)
@@ -77,7 +77,7 @@ class ShotRenderer:
         try:
             entry_points = render(source, self._media, self._feed, self._job.formats[0], out,
                                   progress=lambda fraction: self._progress(fraction), device=self.device,
-                                  tail=self.tail)
+                                  held=self.held)
             self._output = (out, entry_points)
         except Superseded:
             pass
@@ -105,14 +105,14 @@ class ShotRenderer:
                  progress: Callable[[float], None]) -> tuple[Path, list[Path]] | None:
         if format_index != 0 or self._thread is None:
             return None
-        self.tail.freeze()  # the analysis is over: what it holds is the clip's tail
+        self.held.freeze()  # the analysis is over: what it holds is the whole clip
         self._progress = progress
         if not self._feed.finish(windows):
             self.stats.superseded = True
             log.info("the plan differs from the %d frames rendered early; rendering again", self.stats.frames)
         self._thread.join()
-        self.stats.held = self.tail.handed_over
-        self.tail.release()
+        self.stats.held = self.held.handed_over
+        self.held.release()
         self._progress = lambda fraction: None
         if isinstance(self._error, JobCancelled):
             raise self._error
@@ -123,7 +123,7 @@ class ShotRenderer:
 
     def abandon(self) -> None:
         """Stop the render thread, its output unused (a failed job, or a failure here)."""
-        self.tail.release()
+        self.held.release()
         if self._feed is not None:
             self._feed.abandon()
 

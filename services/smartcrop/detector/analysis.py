@@ -108,7 +108,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
     on: frames ``start`` up to the next settled cut whose samples are all analysed, numbered from ``start``. It
     only watches: which frames are sampled never depends on it or on when it is called. ``device`` is where the
     source decodes (``cuda[:N]``: NVDEC). ``hold``, if given, receives every decoded picture and, where the source
-    has sound, every sound frame (a :class:`smartcrop.media.decode.HeldTail` keeps the last of them for the
+    has sound, every sound frame (a :class:`smartcrop.media.decode.HeldClip` keeps a short clip's for the
     render)."""
     import cv2  # here, not at import: start-up stays light
 

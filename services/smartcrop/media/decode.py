@@ -28,7 +28,6 @@ from smartcrop.media.probe import MediaError, open_container
 log = logging.getLogger(__name__)
 
 REORDER_DEPTH = 4  # frames whose timestamps may arrive out of order (B-frame depth)
-SOUND_MARGIN = 10.0  # seconds of sound a held tail keeps from before its first picture
 
 
 @dataclass
@@ -148,34 +147,29 @@ def decode_video(path: str | Path, *, with_audio: bool = False,
             log.info("skipped %d undecodable packets", skipped)
 
 
-class HeldTail:
-    """The last pictures of a clip (up to ``budget`` bytes of them) and its sound from a little before them, kept as
-    the analysis decodes them, so that the render in the same process takes them from memory instead of decoding them
-    a second time. On 2 cores both passes are CPU-bound, and the render's decode is a third of its work at 1080p.
+class HeldClip:
+    """A short clip's decoded pictures and sound, kept as the analysis decodes them, so that the render in the same
+    process takes them from memory instead of decoding the source a second time: on 2 cores both passes are
+    CPU-bound, and decoding is a third of the render's work at 1080p.
 
-    A clip whose pictures do not all fit in ``budget`` (``expected_frames`` of the size of its first picture) holds
-    none: measured warm on 2 cores, a clip held whole renders 12-15 % faster, while holding part of one saved no
-    time, since the pages of every held picture are fresh memory whose first touch costs about what its second
-    decode would. Should a clip turn out longer than expected, only its last pictures are held: the render decodes
-    the clip from its start up to the first held picture and then switches, so it never seeks, and both passes
-    number frames with the same :func:`decode_video`. Nothing is handed out before :meth:`freeze` (the analysis
-    has decoded the whole clip)."""
+    Whole clips only, up to ``budget`` bytes of pictures. Measured warm on 2 cores, a clip held whole renders 12-15 %
+    faster, while holding part of one (its last 103 pictures of 223 at 1080p) saved nothing: every held picture is
+    fresh memory whose first touch costs about what its second decode would. So a clip that turns out not to fit
+    holds nothing. Both passes number frames with the same :func:`decode_video`, and nothing is handed out before
+    :meth:`freeze` (the analysis has decoded the whole clip)."""
 
     def __init__(self, budget: int, expected_frames: int = 1):
         self.budget = budget
         self.expected_frames = max(1, expected_frames)
-        self._pictures: deque[DecodedFrame] = deque()
-        self._sound: deque[DecodedAudio] = deque()
-        self._sound_dropped = False  # the held sound no longer starts at the clip's first sound
+        self.handed_over = 0  # pictures a render took
+        self._items: list[DecodedFrame | DecodedAudio] = []  # in decode order
         self._bytes = 0
         self._frozen = False
         self._lock = threading.Lock()
-        self.handed_over = 0  # pictures a render took
-        self._sized = False  # the first picture has shown whether the clip fits
 
     @classmethod
-    def for_clip(cls, budget: int, media: MediaInfo) -> "HeldTail":
-        """A tail for ``media``, empty at once where even 8-bit 4:2:0 pictures (the smallest a decoder gives) would
+    def for_clip(cls, budget: int, media: MediaInfo) -> "HeldClip":
+        """A holder for ``media``, empty at once where even 8-bit 4:2:0 pictures (the smallest a decoder gives) would
         not fit, so that the analysis need not hand it anything, nor decode the sound for it."""
         if media.frame_count * media.width * media.height * 3 // 2 > budget:
             budget = 0
@@ -186,31 +180,26 @@ class HeldTail:
         """Whether handing pictures and sound to :meth:`add` can still pay."""
         return self.budget > 0 and not self._frozen
 
+    @property
+    def held_bytes(self) -> int:
+        return self._bytes
+
     def add(self, item: DecodedFrame | DecodedAudio) -> None:
         with self._lock:
-            if self._frozen or self.budget <= 0:
+            if not self.wanted:
                 return
-            if isinstance(item, DecodedAudio):
-                self._sound.append(item)
-                return
-            size = picture_bytes(item.frame)
-            if not self._sized:
-                self._sized = True
-                if size * self.expected_frames > self.budget:  # the clip will not fit: hold nothing
-                    self.budget = 0
-                    self._sound.clear()
+            if isinstance(item, DecodedFrame):
+                size = picture_bytes(item.frame)
+                # the first picture's real size, or a clip longer than probed, can show that it will not fit
+                if max(self._bytes + size, size * self.expected_frames) > self.budget:
+                    self.budget, self._bytes = 0, 0
+                    self._items.clear()
                     return
-            self._pictures.append(item)
-            self._bytes += size
-            while self._bytes > self.budget:
-                self._bytes -= picture_bytes(self._pictures.popleft().frame)
-            first = self._pictures[0].t if self._pictures else math.inf
-            while self._sound and self._sound[0].t < first - SOUND_MARGIN:
-                self._sound.popleft()
-                self._sound_dropped = True
+                self._bytes += size
+            self._items.append(item)
 
     def freeze(self) -> None:
-        """The clip is decoded to its end: what is held is its tail."""
+        """The clip is decoded to its end: what is held is all of it."""
         with self._lock:
             self._frozen = True
 
@@ -218,57 +207,40 @@ class HeldTail:
         """Hold nothing more, and let go of what is held."""
         with self._lock:
             self._frozen = True
-            self._pictures.clear()
-            self._sound.clear()
+            self._items.clear()
             self._bytes = 0
 
-    @property
-    def held_bytes(self) -> int:
-        return self._bytes
-
-    def first_index(self) -> int | None:
-        """The index of the first held picture once frozen; None before, or when none is held."""
-        with self._lock:
-            return self._pictures[0].index if self._frozen and self._pictures else None
-
     def handover(self, index: int, sound_until: float | None) -> list[DecodedFrame | DecodedAudio] | None:
-        """The held pictures from ``index`` on and the held sound after ``sound_until`` (the start of the last sound
-        frame the caller decoded itself; None: none yet), in time order. None when the held sound does not reach
-        back that far, so that taking it would lose sound: the caller then goes on decoding."""
+        """Once frozen, the held pictures from ``index`` on and the sound after ``sound_until`` (the time of the last
+        sound frame the caller decoded itself; None: none yet), in time order; None before, or with nothing held."""
         with self._lock:
-            if not self._frozen or not self._pictures or not self._pictures[0].index <= index:
+            if not self._frozen:
                 return None
-            if self._sound_dropped and (sound_until is None or not self._sound or self._sound[0].t > sound_until):
+            pictures = [i for i in self._items if isinstance(i, DecodedFrame) and i.index >= index]
+            if not pictures or pictures[0].index != index:  # nothing held, or two passes that disagree on frames
                 return None
             after = -math.inf if sound_until is None else sound_until
-            pictures = [p for p in self._pictures if p.index >= index]
-            if not pictures:  # the caller numbers past what was held: no two passes may disagree on the frames
-                return None
+            sound = [i for i in self._items if isinstance(i, DecodedAudio) and i.t > after]
             self.handed_over = len(pictures)
-            items = pictures + [a for a in self._sound if a.t > after]
-        return sorted(items, key=lambda item: item.t)
+        return sorted(pictures + sound, key=lambda item: item.t)
 
 
 def picture_bytes(frame: av.VideoFrame) -> int:
     return sum(plane.buffer_size for plane in frame.planes)
 
 
-def decode_with_tail(path: str | Path, tail: HeldTail | None, *, with_audio: bool = False,
-                     device: str = "") -> Iterator[DecodedFrame | DecodedAudio]:
-    """:func:`decode_video`, switching to ``tail``'s pictures and sound at its first held picture once the tail is
-    frozen (and its sound reaches back to what was decoded here)."""
+def decode_or_take(path: str | Path, held: HeldClip | None, *, with_audio: bool = False,
+                   device: str = "") -> Iterator[DecodedFrame | DecodedAudio]:
+    """:func:`decode_video`, taking ``held``'s pictures and sound from the first picture after the analysis ended on."""
     decoded = decode_video(path, with_audio=with_audio, device=device)
     sound_until: float | None = None
     for item in decoded:
-        if tail is not None and isinstance(item, DecodedFrame):
-            start = tail.first_index()
-            if start is not None and item.index >= start:
-                held = tail.handover(item.index, sound_until)
-                if held is not None:
-                    decoded.close()
-                    yield from (h for h in held if with_audio or isinstance(h, DecodedFrame))
-                    return
-                tail = None  # its sound does not reach back: decode to the end
+        if held is not None and isinstance(item, DecodedFrame):
+            taken = held.handover(item.index, sound_until)
+            if taken is not None:
+                decoded.close()
+                yield from (i for i in taken if with_audio or isinstance(i, DecodedFrame))
+                return
         if isinstance(item, DecodedAudio):
             sound_until = item.t
         yield item

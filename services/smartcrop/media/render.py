@@ -21,7 +21,7 @@ from av.video.reformatter import VideoReformatter
 
 from smartcrop.core.job import OutputFormat, OutputKind
 from smartcrop.core.mediainfo import MediaInfo
-from smartcrop.media.decode import DecodedAudio, DecodedFrame, HeldTail, decode_with_tail
+from smartcrop.media.decode import DecodedAudio, DecodedFrame, HeldClip, decode_or_take
 
 log = logging.getLogger(__name__)
 
@@ -199,13 +199,13 @@ def _open_output(fmt: OutputFormat, out: Path, target_count: int,
 
 def render(source: str | Path, media: MediaInfo, windows: np.ndarray | WindowFeed, fmt: OutputFormat, out: Path,
            progress: Callable[[float], None] | None = None, device: str = "",
-           tail: HeldTail | None = None) -> list[Path]:
+           held: HeldClip | None = None) -> list[Path]:
     """Encode ``source`` cropped to ``windows`` (one ``x, y, w, h`` row per frame, display pixels, or a
     :class:`WindowFeed` that delivers them while the render runs).
 
     ``out`` is the MP4 file, or the directory that receives an HLS/DASH presentation; ``device`` (``cuda[:N]``)
-    decodes the source on that GPU, as the analysis does; ``tail`` holds the clip's last pictures and sound, decoded
-    already (see :class:`smartcrop.media.decode.HeldTail`). Returns the entry points
+    decodes the source on that GPU, as the analysis does; ``held`` has the clip's pictures and sound, decoded already
+    (see :class:`smartcrop.media.decode.HeldClip`). Returns the entry points
     (the MP4, ``master.m3u8`` or ``manifest.mpd``).
     """
     path = windows if isinstance(windows, WindowFeed) else WindowFeed.of(np.asarray(windows))
@@ -257,7 +257,7 @@ def render(source: str | Path, media: MediaInfo, windows: np.ndarray | WindowFee
             container.mux(audio_out.encode(resampled))
 
     try:
-        for item in decode_with_tail(source, tail, with_audio=audio_out is not None, device=device):
+        for item in decode_or_take(source, held, with_audio=audio_out is not None, device=device):
             if isinstance(item, DecodedAudio):
                 if lead is None:  # audio first: it leads the picture by this much (never a negative start)
                     lead = max(0.0, -item.t)
