@@ -211,6 +211,42 @@ def test_between_analysed_frames_adaptive_reads_mouths_only_near_speech_and_talk
     assert calls > 2 * analysed, "talking_person: mouths at 12.5 samples a second besides the analysed frames"
 
 
+def test_a_silent_clip_makes_detector_pictures_only_for_the_frames_something_reads(tmp_path, monkeypatch):
+    """Scaling a frame to the detector's size costs about as much as decoding it: adaptive, in a clip without
+    speech, never reads a mouth between analysed frames, so it makes no picture there (on a crowd clip of 795
+    frames, 161 pictures instead of 795); talking_person reads them and makes them."""
+    import smartcrop.detector.analysis as analysis
+    from smartcrop.detector.analysis import FacePolicy, analyse
+    from smartcrop.detector.faces import FaceDetections
+    from smartcrop.detector.models import FrameDetections
+    from smartcrop.media.probe import probe
+
+    texture = np.random.default_rng(4).integers(0, 255, (180, 640, 3), dtype=np.uint8)
+    clip = synthetic_clip(tmp_path / "silent.mp4", 2.0, lambda i: texture[:, 4 * i:4 * i + 320])
+    made = []
+
+    class CountingScaler(analysis.DisplayScaler):
+        def __call__(self, frame):
+            made.append(self.fmt)
+            return super().__call__(frame)
+    monkeypatch.setattr(analysis, "DisplayScaler", CountingScaler)
+
+    def two_people(images):
+        return [FrameDetections(np.array([[10, 20, 70, 160], [200, 20, 260, 160]], np.float32),
+                                np.array([0.9, 0.9], np.float32), np.array([0, 0])) for _ in images]
+
+    def pictures(policy: FacePolicy) -> tuple[int, int]:
+        made.clear()
+        data = analyse(clip, probe(clip), two_people, analysis_fps=5.0, batch_size=2,
+                       faces=lambda image: FaceDetections.empty(), face_policy=policy, voice=lambda path, times: None)
+        return made.count("bgr24"), int(data.timeline.analysed.sum())
+
+    made_for_adaptive, analysed = pictures(FacePolicy.CROWDED)
+    assert made_for_adaptive == analysed
+    made_for_talking, analysed = pictures(FacePolicy.ALL)
+    assert made_for_talking > 2 * analysed
+
+
 
 def test_face_reads_grow_rarer_the_longer_no_face_is_readable():
     from smartcrop.detector.analysis import FACE_PATIENCE, FACE_PROBE, FACE_PROBE_MAX, probe_gap

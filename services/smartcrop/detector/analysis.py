@@ -12,9 +12,10 @@ Each box's focus (sharpness) is measured on the same thread, from the detector-s
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Callable
@@ -149,7 +150,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
                 seen.readable_t = sample.t
             thinned = (sample.t - seen.readable_t > FACE_PATIENCE
                        and sample.t - seen.face_t < probe_gap(seen.face_t - seen.readable_t))
-            wanted = sample.mouth >= 0 and not thinned and (
+            wanted = sample.image is not None and sample.mouth >= 0 and not thinned and (
                 policy is FacePolicy.ALL or (policy is FacePolicy.CROWDED and seen.people >= 2)) and (
                 sample.analysed or speech.near(sample.t))
             face_set = None
@@ -214,7 +215,9 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
                     submit(chunk)
                     chunk = []
             if take or mouth:
-                chunk.append(_Sample(item.index, item.t, detector_image(item.frame),
+                # a sample only for its mouths needs a picture where faces may be read there: near speech
+                needed = take or not speech.settled() or speech.near(item.t)
+                chunk.append(_Sample(item.index, item.t, detector_image(item.frame) if needed else None,
                                      take, mouth_index if mouth else -1, cut_since_sample))
                 cut_since_sample = False
                 if mouth:
@@ -321,21 +324,25 @@ class _Speech:
     without_audio: bool  # what ``near`` answers when there is no audio to tell
     grid: tuple[np.ndarray, np.ndarray] | None = None
     _near: np.ndarray | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # the decode and the inference thread both ask
 
     def known(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(times, activity), waiting for it if need be; None without audio."""
-        if self.pending is not None:
-            self.grid, self.pending = self.pending.result(), None
-            if self.grid is not None:
-                from scipy.ndimage import maximum_filter1d
+        with self._lock:
+            if self.pending is not None:
+                grid = self.pending.result()
+                if grid is not None:
+                    from scipy.ndimage import maximum_filter1d
 
-                size = 2 * int(round(SPEECH_NEAR / VOICE_STEP)) + 1
-                self._near = maximum_filter1d(self.grid[1], size) >= SPEECH
-        return self.grid
+                    size = 2 * int(round(SPEECH_NEAR / VOICE_STEP)) + 1
+                    self._near = maximum_filter1d(grid[1], size) >= SPEECH
+                self.grid, self.pending = grid, None
+            return self.grid
 
     def settled(self) -> bool:
         """Is the voice activity known (or known to be absent)?"""
-        return self.pending is None or self.pending.done()
+        pending = self.pending
+        return pending is None or pending.done()
 
     def peek(self) -> tuple[np.ndarray, np.ndarray] | None:
         """What ``known`` returns once settled, without changing anything: for a thread other than the one that
