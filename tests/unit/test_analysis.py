@@ -248,6 +248,27 @@ def test_a_silent_clip_makes_detector_pictures_only_for_the_frames_something_rea
 
 
 
+def test_speech_is_near_within_about_half_a_second_of_a_voiced_moment_and_a_short_clip_keeps_its_length():
+    from smartcrop.core.mediainfo import MediaInfo
+    from smartcrop.detector.analysis import SPEECH_NEAR, VOICE_STEP, _voice_grid
+
+    def one_word_at(seconds):
+        return lambda path, times: (np.abs(times - seconds) < VOICE_STEP / 2).astype(float)
+
+    def lasting(duration):
+        return MediaInfo(width=64, height=64, display_width=64, display_height=64, rotation=0, sample_aspect=1.0,
+                         fps=25.0, duration=duration, frame_count=int(duration * 25), video_codec="h264",
+                         has_audio=True)
+
+    grid = _voice_grid(one_word_at(2.0), None, lasting(4.0))
+    near, reach = grid.times[grid.near], round(SPEECH_NEAR / VOICE_STEP) * VOICE_STEP  # 0.48 s: whole steps
+    assert np.isclose(near.min(), 2.0 - reach) and np.isclose(near.max(), 2.0 + reach)
+    assert grid.near.sum() == 2 * round(SPEECH_NEAR / VOICE_STEP) + 1
+    short = _voice_grid(one_word_at(0.0), None, lasting(0.1))
+    assert short.near.tolist() == [True] * len(short.times) and len(short.times) == 4
+    assert _voice_grid(lambda path, times: None, None, lasting(1.0)) is None
+
+
 def test_face_reads_grow_rarer_the_longer_no_face_is_readable():
     from smartcrop.detector.analysis import FACE_PATIENCE, FACE_PROBE, FACE_PROBE_MAX, probe_gap
 

@@ -12,10 +12,9 @@ Each box's focus (sharpness) is measured on the same thread, from the detector-s
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Callable
@@ -216,7 +215,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
                     chunk = []
             if take or mouth:
                 # a sample only for its mouths needs a picture where faces may be read there: near speech
-                needed = take or not speech.settled() or speech.near(item.t)
+                needed = take or speech.may_be_near(item.t)
                 chunk.append(_Sample(item.index, item.t, detector_image(item.frame) if needed else None,
                                      take, mouth_index if mouth else -1, cut_since_sample))
                 cut_since_sample = False
@@ -230,7 +229,7 @@ def analyse(path: str | Path, media: MediaInfo, detector: Callable[[list], list]
                     closed = _close_shots(
                         closed, shots, speech, results, pending, chunk, item.index + 1,
                         lambda lo, hi, starts, done: _frame_data(times, analysed, starts, done, to_display,
-                                                                 speech.peek(), lo, hi),
+                                                                 speech.known(), lo, hi),
                         on_closed)
         if chunk:
             submit(chunk)
@@ -308,54 +307,58 @@ def _close_shots(closed: int, shots: ShotDetector, speech: "_Speech", results: l
     return end
 
 
-def _voice_grid(voice: Callable, path: Path, media: MediaInfo) -> tuple[np.ndarray, np.ndarray] | None:
-    """Voice activity every ``VOICE_STEP`` seconds of the clip: read while the video decodes, before its frame
-    times are known."""
+@dataclass(frozen=True)
+class _VoiceGrid:
+    """Voice activity every ``VOICE_STEP`` seconds, and where speech lies within ``SPEECH_NEAR`` seconds."""
+
+    times: np.ndarray
+    activity: np.ndarray
+    near: np.ndarray  # bool
+
+
+def _voice_grid(voice: Callable, path: Path, media: MediaInfo) -> _VoiceGrid | None:
+    """The clip's voice activity: read on its own thread while the video decodes, before its frame times are
+    known."""
     times = np.arange(0.0, max(media.duration, 0.0) + VOICE_STEP, VOICE_STEP)
     activity = voice(path, times)
-    return None if activity is None else (times, np.asarray(activity, float))
+    if activity is None:
+        return None
+    activity = np.asarray(activity, float)
+    reach = int(round(SPEECH_NEAR / VOICE_STEP))
+    near = np.convolve(activity >= SPEECH, np.ones(2 * reach + 1), mode="full")[reach:reach + len(activity)] > 0
+    return _VoiceGrid(times, activity, near)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Speech:
-    """Where the audio holds speech, once the voice activity is known (the inference thread waits for it)."""
+    """Where the audio holds speech, once its voice activity is read (``pending``; None without audio). Every answer
+    comes from the future's result, so the decode and the inference thread can both ask."""
 
     pending: Future | None
     without_audio: bool  # what ``near`` answers when there is no audio to tell
-    grid: tuple[np.ndarray, np.ndarray] | None = None
-    _near: np.ndarray | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)  # the decode and the inference thread both ask
 
     def known(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(times, activity), waiting for it if need be; None without audio."""
-        with self._lock:
-            if self.pending is not None:
-                grid = self.pending.result()
-                if grid is not None:
-                    from scipy.ndimage import maximum_filter1d
-
-                    size = 2 * int(round(SPEECH_NEAR / VOICE_STEP)) + 1
-                    self._near = maximum_filter1d(grid[1], size) >= SPEECH
-                self.grid, self.pending = grid, None
-            return self.grid
+        grid = self._grid()
+        return None if grid is None else (grid.times, grid.activity)
 
     def settled(self) -> bool:
         """Is the voice activity known (or known to be absent)?"""
-        pending = self.pending
-        return pending is None or pending.done()
-
-    def peek(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """What ``known`` returns once settled, without changing anything: for a thread other than the one that
-        reads ``near``."""
-        pending = self.pending
-        return pending.result() if pending is not None else self.grid
+        return self.pending is None or self.pending.done()
 
     def near(self, t: float) -> bool:
-        """Is there speech within ``SPEECH_NEAR`` seconds of ``t``?"""
-        self.known()
-        if self._near is None:
+        """Is there speech within ``SPEECH_NEAR`` seconds of ``t``? Waits for the voice activity."""
+        grid = self._grid()
+        if grid is None:
             return self.without_audio
-        return bool(self._near[min(len(self._near) - 1, max(0, int(round(t / VOICE_STEP))))])
+        return bool(grid.near[min(len(grid.near) - 1, max(0, int(round(t / VOICE_STEP))))])
+
+    def may_be_near(self, t: float) -> bool:
+        """``near(t)`` once the voice activity is known, else True: never waits."""
+        return not self.settled() or self.near(t)
+
+    def _grid(self) -> _VoiceGrid | None:
+        return None if self.pending is None else self.pending.result()
 
 
 def probe_gap(unreadable: float) -> float:
