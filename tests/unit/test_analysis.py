@@ -247,7 +247,6 @@ def test_a_silent_clip_makes_detector_pictures_only_for_the_frames_something_rea
     assert made_for_talking > 2 * analysed
 
 
-
 def test_speech_is_near_within_about_half_a_second_of_a_voiced_moment_and_a_short_clip_keeps_its_length():
     from smartcrop.core.mediainfo import MediaInfo
     from smartcrop.detector.analysis import SPEECH_NEAR, VOICE_STEP, _voice_grid
