@@ -103,7 +103,7 @@ class Settings:
     file_source_roots: tuple[str, ...] = ()  # folders whose files a service may read as sources
     embedded: bool = False  # a one-process run on the user's own machine: any local path is the user's own file
     render_ahead: bool = True  # embedded: render finished shots while later ones are analysed (smartcrop.overlap)
-    hold_mb: int = 320  # embedded: MiB of the clip's last decoded pictures the render takes from the analysis
+    hold_mb: int = 320  # embedded: a clip whose decoded pictures fit in this many MiB is decoded once, not twice
     http_connect_timeout: float = 10.0
     http_read_timeout: float = 60.0
     schema_registry_url: str = field(default="", repr=False)  # set: events are written in the Confluent wire format
