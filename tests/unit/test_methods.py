@@ -22,6 +22,33 @@ def test_keep_interval_is_where_the_window_centre_keeps_the_box_inside():
     assert not np.isnan(lo[1, 1])
 
 
+def test_a_single_person_wider_than_the_window_is_kept_by_windows_that_lie_within_them():
+    lo, hi = keep_interval(np.array([[100.0, 0.0, 600.0, 700.0]]), PORTRAIT, fill=True)
+    assert np.allclose([lo[0, 0], hi[0, 0]], [100 + 202, 600 - 202])  # the window fills with them
+    assert np.allclose([lo[0, 1], hi[0, 1]], [700 - 360, 0 + 360])  # the axis where they fit is unchanged
+
+
+@pytest.mark.parametrize("method", list(Method))
+def test_a_person_missed_for_a_moment_is_held_not_replaced_by_an_object_in_view(method):
+    # the detector loses the person for 0.8 s (frames 20-23 at 5 fps) while a parked car stays detected far away;
+    # once they are gone for good (frame 30 on), the car may steer after the hold
+    rider = Subject(1, lambda f: person(300) if f < 20 or 24 <= f < 30 else None)
+    car = Subject(9, (1000, 300, 1200, 450), cls=2)
+    x = xs(focus_for(Scene([rider, car], frames=50).tracks(), method, PORTRAIT))
+    assert np.allclose(x[:30], 300)
+    if method is not Method.MAX_MOVEMENT:  # which follows moving objects only
+        assert np.allclose(x[36:], 1100)  # 1 s of hold after frame 29, then the car
+
+
+def test_single_object_fills_the_window_with_a_person_wider_than_it_whose_face_is_at_one_end():
+    # arms out: a 600 px box whose face sits at its left end; looking at the face alone would put a third of the
+    # window on the wall beside them
+    wide = Subject(1, (300, 100, 900, 600), face=(300, 120, 360, 200))
+    focus = focus_for(Scene([wide], frames=5).tracks(), Method.SINGLE_OBJECT, PORTRAIT)
+    assert np.allclose(xs(focus), 330)
+    assert np.allclose(focus.keep_lo[:, 0], 300 + 202) and np.allclose(focus.keep_hi[:, 0], 900 - 202)
+
+
 def test_gravity_is_the_area_and_confidence_weighted_centre():
     scene = Scene([Subject(1, person(200, width=200, height=400)), Subject(2, person(900, width=100, height=200))])
     focus = focus_for(scene.tracks(), Method.GRAVITY, PORTRAIT)

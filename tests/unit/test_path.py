@@ -231,6 +231,22 @@ def test_the_keep_interval_wins_over_smoothness_and_the_dead_zone():
         assert outside.max() <= 1.0  # and within a pixel in between (linear interpolation of a curved move)
 
 
+def test_a_person_wider_than_the_window_fills_it_in_every_mode_even_looking_at_their_face_at_one_end():
+    t = seconds(8)
+    box = 1.5 * CW
+    middle = 350 + box / 2 + 0.2 * CW * np.clip(t - 2, 0, 4)  # its right edge ends at 1279
+    focus = focus_on(middle - 0.45 * box)  # the face, at the box's left end
+    focus.keep_lo[:, 0], focus.keep_hi[:, 0] = middle - box / 2 + CW / 2, middle + box / 2 - CW / 2
+    sampled = np.arange(len(t)) % 5 == 0
+    for mode in Mode:
+        windows = path(t, focus, mode, sampled=sampled)
+        beside = np.maximum(middle - box / 2 - windows[:, 0], 0) + np.maximum(windows[:, 0] + CW - middle - box / 2, 0)
+        assert beside[sampled].max() <= 1e-6  # no background beside them at any solved sample
+        assert beside.max() <= 1.0
+        # and toward the face: nearer the box's left end than its middle (ease-ins may leave it off the very end)
+        assert (windows[sampled, 0] - (middle[sampled] - box / 2)).max() < (box - CW) / 2
+
+
 def noisy_walk(seed, *, noise=0.03, box_width=120.0, box_height=400.0):
     """A person walking 0.25 windows/s across the frame, detector noise of ``noise`` x box size on every edge."""
     t = seconds(12)

@@ -88,6 +88,7 @@ class _Subjects:
         self.area = boxes.areas
         self.centre = boxes.centers
         self.weight = self.area * boxes.score * np.where(self.person, 1.0, OBJECT_WEIGHT)
+        self.objects_steer = self._without_people_near()
         everyone = np.arange(len(boxes))
         # per track over the last second, so one blurred frame or a step across the edge margin does not flip choices
         self.subject = self.median_area(everyone, subject_factor(boxes, geometry))
@@ -97,6 +98,21 @@ class _Subjects:
         heads = np.stack([self.centre[:, 0], boxes.xyxy[:, 1] + 0.2 * (boxes.xyxy[:, 3] - boxes.xyxy[:, 1])], axis=1)
         # people are looked at in the face; without a face, at the head end of the box
         self.look = np.where(has_face[:, None], face_centre, np.where(self.person[:, None], heads, self.centre))
+
+    def _without_people_near(self) -> np.ndarray:
+        """(F,) bool: nobody was in view in the last HOLD_SECONDS of the shot, so objects may steer.
+
+        A person the detector misses for a few frames (turned away, blurred, behind a passing car) is still the
+        subject and is held (:func:`hold_then_centre`); a parked car or bicycle that happens to be detected
+        meanwhile must not take the camera from them.
+        """
+        seen = np.unique(self.boxes.frame[self.person])
+        if not len(seen):
+            return np.ones(self.frames, bool)
+        frames = np.arange(self.frames)
+        last = seen[np.maximum(np.searchsorted(seen, frames, side="right") - 1, 0)]  # latest frame with a person
+        near = (last <= frames) & (self.shot[last] == self.shot) & (self.t - self.t[last] <= HOLD_SECONDS)
+        return ~near
 
     def rows(self, mask: np.ndarray | None = None) -> np.ndarray:
         return np.flatnonzero(self.person if mask is None else mask)
@@ -110,7 +126,7 @@ class _Subjects:
         focus.point[frames] = self.look[rows]
         focus.weight[frames] = 1.0
         focus.subject[frames] = self.boxes.track_id[rows]
-        lo, hi = keep_interval(self.boxes.xyxy[rows], self.geometry)
+        lo, hi = keep_interval(self.boxes.xyxy[rows], self.geometry, fill=True)
         focus.keep_lo[frames], focus.keep_hi[frames] = lo, hi
         return focus
 
@@ -180,13 +196,21 @@ def subject_factor(boxes: Boxes, geometry: Geometry) -> np.ndarray:
     return focus * face * edge * centre
 
 
-def keep_interval(xyxy: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
-    """Camera-centre positions (per axis) at which the box lies fully inside the window; NaN if it cannot."""
+def keep_interval(xyxy: np.ndarray, geometry: Geometry, *, fill: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-centre positions (per axis) at which the box lies fully inside the window.
+
+    Where the box is larger than the window: NaN (no constraint), or with ``fill`` the positions at which the window
+    lies within the box. One person wider than the window (arms out, a cyclist side-on, a close-up) should fill it,
+    not leave it half on the background beside them; a group's union is not one subject (the window could fill the
+    gap between two people), so groups keep NaN.
+    """
     half = np.array([geometry.crop_w, geometry.crop_h]) / 2
     lo = xyxy[:, 2:] - half
     hi = xyxy[:, :2] + half
-    impossible = lo > hi + 1e-6
-    return np.where(impossible, np.nan, lo), np.where(impossible, np.nan, hi)
+    larger = lo > hi + 1e-6
+    if fill:
+        return np.where(larger, hi, lo), np.where(larger, lo, hi)
+    return np.where(larger, np.nan, lo), np.where(larger, np.nan, hi)
 
 
 def sticky_choice(subjects: _Subjects, rows: np.ndarray, strength: np.ndarray, *, margin: float, dwell: float,
@@ -256,11 +280,9 @@ def sticky_choice(subjects: _Subjects, rows: np.ndarray, strength: np.ndarray, *
 def gravity(subjects: _Subjects) -> Focus:
     focus = subjects.empty()
     rows = np.arange(len(subjects.weight))
-    people = subjects.person
-    # frames with people use people only (objects would pull the frame off them); objects steer empty frames
-    frames_with_people = np.zeros(subjects.frames, bool)
-    frames_with_people[subjects.boxes.frame[people]] = True
-    use = people | ~frames_with_people[subjects.boxes.frame]
+    # frames with people use people only (objects would pull the frame off them); objects steer frames with nobody
+    # in view or about to be
+    use = subjects.person | subjects.objects_steer[subjects.boxes.frame]
     return subjects.set_group(focus, rows[use], subjects.weight[use])
 
 
@@ -287,9 +309,7 @@ def max_weight(subjects: _Subjects) -> Focus:
     size, extent = (geometry.crop_w, geometry.frame_w) if axis == 0 else (geometry.crop_h, geometry.frame_h)
     boxes = subjects.boxes
     focus = subjects.empty()
-    people_frames = np.zeros(subjects.frames, bool)
-    people_frames[boxes.frame[subjects.person]] = True
-    rows = np.flatnonzero(subjects.person | ~people_frames[boxes.frame])
+    rows = np.flatnonzero(subjects.person | subjects.objects_steer[boxes.frame])
     if len(rows) == 0:
         return focus
     frames = boxes.frame[rows]
@@ -400,7 +420,7 @@ def adaptive_labels(subjects: _Subjects) -> np.ndarray:
     np.maximum.at(speaking, boxes.frame[people], boxes.speaking[people])
 
     labels = np.full(frames, NOBODY)
-    labels[objects > 0] = OBJECTS
+    labels[(objects > 0) & subjects.objects_steer] = OBJECTS  # elsewhere a missed person is held (NOBODY)
     labels[count >= 1] = SPREAD
     labels[(count >= 2) & (union_hi - union_lo <= size)] = GROUP
     labels[(count >= 2) & (speaking >= SPEAKING_ON)] = SPEAKER
@@ -447,9 +467,9 @@ def adaptive(subjects: _Subjects) -> Focus:
 
 
 def _objects_when_no_people(focus: Focus, subjects: _Subjects) -> Focus:
-    """Frames without people (and without a target yet) look at the objects there, weakly."""
+    """Frames without people (nor one just before) look at the objects there, weakly."""
     boxes = subjects.boxes
-    empty = (focus.weight == 0)[boxes.frame] & ~subjects.person
+    empty = (focus.weight == 0)[boxes.frame] & ~subjects.person & subjects.objects_steer[boxes.frame]
     if empty.any():
         part = subjects.set_group(subjects.empty(), np.flatnonzero(empty), subjects.weight[empty])
         fill = (focus.weight == 0) & (part.weight > 0)
