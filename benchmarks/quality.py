@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 RATIOS = ("9:16", "1:1")
 MODES = ("stable", "balanced", "responsive")
 CENTRE = "centre"  # the static centre crop (smart_crop: 0)
+CHASER = "chaser"  # a camera told the reference's largest person on every reference frame (see chaser_path)
 DEFAULT_METHOD = "adaptive"
 
 
@@ -109,6 +110,47 @@ def score_path(variant: Variant, reference: Reference, path: PlanPath) -> Score:
                  cuts_per_min=subject_cuts.sum() * 60.0 / seconds if seconds > 0 else float("nan"))
 
 
+def chaser_path(reference: Reference, frame_size: tuple[int, int], crop: tuple[int, int], mode: str) -> PlanPath:
+    """The camera of ``mode`` told, on every reference frame, which person the primary metric will score there.
+
+    No method can know more about that person than this, so its coverage is about the most a camera moving in that
+    mode's style reaches on the metric (not exactly a bound: a cut could beat a pan); its camera moves show what
+    chasing the per-frame largest person costs where people of similar size swap places.
+    """
+    from smartcrop.core.job import Mode
+    from smartcrop.planner.focus import Focus
+    from smartcrop.planner.methods import Geometry, keep_interval
+    from smartcrop.planner.path import camera_path
+
+    box_frame, boxes = reference.people()
+    focus = Focus.empty(len(reference.t))
+    if len(box_frame):
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        order = np.lexsort((-area, box_frame))
+        largest = order[np.unique(box_frame[order], return_index=True)[1]]
+        frames, xyxy = box_frame[largest], boxes[largest].astype(float)
+        head = xyxy[:, 1] + 0.2 * (xyxy[:, 3] - xyxy[:, 1])  # where the planner looks at a person without a face
+        focus.point[frames] = np.column_stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, head])
+        focus.weight[frames] = 1.0
+        focus.keep_lo[frames], focus.keep_hi[frames] = keep_interval(xyxy, Geometry(*frame_size, *crop), fill=True)
+    windows = camera_path(reference.t, np.cumsum(reference.shot_start), reference.analysed, focus,
+                          frame_size=frame_size, crop_size=crop, mode=Mode(mode))
+    return PlanPath(reference.t, windows, np.zeros(len(reference.t), bool))
+
+
+def chaser_scores(reference: Reference, media) -> list[Score]:
+    from smartcrop.core.job import AspectRatio, crop_size
+
+    frame_size = (media.display_width, media.display_height)
+    scores = []
+    for ratio in RATIOS:
+        crop = crop_size(*frame_size, AspectRatio(*map(int, ratio.split(":"))))
+        for mode in MODES:
+            variant = Variant(ratio, CHASER, mode)
+            scores.append(score_path(variant, reference, chaser_path(reference, frame_size, crop, mode)))
+    return scores
+
+
 def evaluate_clip(clip: Clip, model: str, *, refresh: bool = False) -> ClipResult:
     from smartcrop.media.probe import probe
 
@@ -134,6 +176,7 @@ def evaluate_clip(clip: Clip, model: str, *, refresh: bool = False) -> ClipResul
                 result.scores.append(score_path(variant, reference, plans.paths[index]))
             except Exception as exc:  # noqa: BLE001 - a bad path is a finding, not a crash
                 result.scores.append(Score(variant.ratio, variant.method, variant.mode, error=describe(exc)))
+        result.scores.extend(chaser_scores(reference, media))
     except Exception as exc:  # noqa: BLE001 - one clip failing is reported, the others still run
         log.debug("clip %s failed", clip.name, exc_info=True)
         result.error = describe(exc)
@@ -202,24 +245,27 @@ def per_clip_table(results: list[ClipResult]) -> str:
             rows.append([name, "failed: " + r.error] + [""] * len(COLUMNS))
             continue
         label = f"{name} ({r.reference_frames} ref. frames)"
-        for i, (method, mode) in enumerate([(CENTRE, "-")] + [(DEFAULT_METHOD, m) for m in MODES]):
+        shown = [(CENTRE, "-")] + [(DEFAULT_METHOD, m) for m in MODES] + [(CHASER, "balanced")]
+        for i, (method, mode) in enumerate(shown):
             cells = _cells({ratio: _values(r.score(ratio, method, mode)) for ratio in RATIOS})
             if all(r.score(ratio, method, mode) is None for ratio in RATIOS):
                 cells = ["failed (see below)"] + [""] * (len(COLUMNS) - 1)
-            rows.append([label if i == 0 else "", "centre crop" if method == CENTRE else mode] + cells)
+            name = {CENTRE: "centre crop", CHASER: "(chaser, balanced)"}.get(method, mode)
+            rows.append([label if i == 0 else "", name] + cells)
     return table(["clip", "crop"] + COLUMNS, rows, "ll" + "r" * len(COLUMNS))
 
 
 def per_method_table(results: list[ClipResult]) -> str:
     real = _real(results)
     rows = []
-    for method, mode in [(CENTRE, "-")] + [(m, mode) for m in methods() for mode in MODES]:
+    for method, mode in [(CENTRE, "-")] + [(m, mode) for m in methods() + [CHASER] for mode in MODES]:
         by_ratio = {}
         count = 0
         for ratio in RATIOS:
             by_ratio[ratio], n = _mean(real, ratio, method, mode)
             count = max(count, n)
-        rows.append(["centre crop" if method == CENTRE else method, mode, count] + _cells(by_ratio))
+        name = {CENTRE: "centre crop", CHASER: "(chaser: told the scored person)"}.get(method, method)
+        rows.append([name, mode, count] + _cells(by_ratio))
     return table(["method", "mode", "clips"] + COLUMNS, rows, "llr" + "r" * len(COLUMNS))
 
 
@@ -249,6 +295,10 @@ def headline(results: list[ClipResult]) -> tuple[str, dict[str, float]]:
         ["cuts to another subject per minute"] + [num(by_mode[m]["cuts_per_min"], 1) for m in MODES] +
         [num(centre["cuts_per_min"], 1)],
     ]
+    chaser = {mode: _mean(real, "9:16", CHASER, mode)[0] for mode in MODES}
+    rows[1:1] = [["… a camera told the scored person on every frame (chaser), %"]
+                 + [pct(chaser[m]["primary"]) for m in MODES] + ["-"],
+                 ["… and its camera moves per minute"] + [num(chaser[m]["moves_per_min"], 1) for m in MODES] + ["-"]]
     multi = [r for r in real if r.cuts >= MULTI_SHOT_CUTS]
     single = [r for r in real if r.cuts < MULTI_SHOT_CUTS]
     rows[1:1] = [[label] + [pct(_mean(group, "9:16", DEFAULT_METHOD, m)[0]["primary"]) for m in MODES]
@@ -257,7 +307,8 @@ def headline(results: list[ClipResult]) -> tuple[str, dict[str, float]]:
                                       (f"… on the {len(single)} clips with fewer cuts, %", single))]
     numbers = {"primary_9x16_default": by_mode["responsive"]["primary"], "primary_9x16_centre": centre["primary"],
                "acceleration_balanced": by_mode["balanced"]["acceleration"],
-               "moves_per_min_stable": by_mode["stable"]["moves_per_min"], "clips": n_centre}
+               "moves_per_min_stable": by_mode["stable"]["moves_per_min"], "clips": n_centre,
+               "primary_9x16_chaser": {m: chaser[m]["primary"] for m in MODES}}
     text = table(["9:16, adaptive, mean over clips"] + [f"{m}" for m in MODES] + ["centre crop"], rows)
     return text, numbers
 
@@ -306,8 +357,8 @@ def report(results: list[ClipResult]) -> tuple[str, dict[str, float]]:
         "",
         per_method_table(results),
         "",
-        "**Per clip** (`adaptive`, each mode, and the static centre crop). † = animated, no real people: reported, "
-        "left out of the means.",
+        "**Per clip** (`adaptive`, each mode, the static centre crop, and the chaser: the balanced camera told the "
+        "scored person on every reference frame). † = animated, no real people: reported, left out of the means.",
         "",
         per_clip_table(results),
         "",
