@@ -14,7 +14,8 @@ class Focus:
     point: np.ndarray  # (F, 2) where the viewer should look (x, y)
     weight: np.ndarray  # (F,) how much the point matters; 0 where there is no target (nobody in view)
     keep_lo: np.ndarray  # (F, 2) camera-centre interval that keeps the primary subject fully inside the window;
-    keep_hi: np.ndarray  # (F, 2) NaN where there is none (no subject, or it is larger than the window)
+    keep_hi: np.ndarray  # (F, 2) NaN where there is none (no subject, or a group larger than the window; one person
+    # larger than the window keeps the positions where the window lies within them)
     cut: np.ndarray = None  # (F,) bool: the camera cuts (jumps) to this frame's target instead of panning
     subject: np.ndarray = None  # (F,) int: the track framed alone on this frame; -1 for a group or nobody
 

@@ -12,7 +12,8 @@ are made with hysteresis: a challenger must beat the incumbent clearly and for a
 - talking_person: the current speaker (mouth movement gated by voice), else the largest person;
 - adaptive: per frame, one dominant person (area x subject factor) -> single_object, a clear speaker among several
   -> talking_person, a group that fits -> gravity over the group, people spread wider than the window -> max_weight.
-Every method: nobody in view -> hold the last target for a moment, then ease to the centre.
+Every method: nobody in view -> hold the last target for a moment, then ease to the centre (or, where objects are
+detected, look at them: objects never take the camera from a person missed for less than that moment).
 """
 
 from __future__ import annotations
@@ -280,8 +281,8 @@ def sticky_choice(subjects: _Subjects, rows: np.ndarray, strength: np.ndarray, *
 def gravity(subjects: _Subjects) -> Focus:
     focus = subjects.empty()
     rows = np.arange(len(subjects.weight))
-    # frames with people use people only (objects would pull the frame off them); objects steer frames with nobody
-    # in view or about to be
+    # frames with people use people only (objects would pull the frame off them); objects steer only once nobody
+    # has been in view for HOLD_SECONDS
     use = subjects.person | subjects.objects_steer[subjects.boxes.frame]
     return subjects.set_group(focus, rows[use], subjects.weight[use])
 
