@@ -56,6 +56,15 @@ class Coverage:
     all_subjects: float  # mean over those frames of the share of boxes covered (NaN without any)
 
 
+def largest_per_frame(box_frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Index of the largest box (by area) of every frame that has one, in frame order: the primary subject."""
+    box_frame = np.asarray(box_frame, int).reshape(-1)
+    boxes = np.asarray(boxes, float).reshape(-1, 4)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    order = np.lexsort((-area, box_frame))  # by frame, largest first
+    return order[np.unique(box_frame[order], return_index=True)[1]]
+
+
 def subject_coverage(box_frame: np.ndarray, boxes: np.ndarray, windows: np.ndarray,
                      tolerance: float = TOLERANCE) -> Coverage:
     """Coverage of subject boxes (already filtered to the people that count) by a path.
@@ -67,10 +76,7 @@ def subject_coverage(box_frame: np.ndarray, boxes: np.ndarray, windows: np.ndarr
     if len(box_frame) == 0:
         return Coverage(0, float("nan"), float("nan"))
     ok = covered(boxes, np.asarray(windows, float)[box_frame], tolerance)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    order = np.lexsort((-area, box_frame))  # by frame, largest first
-    _, first = np.unique(box_frame[order], return_index=True)
-    largest = order[first]
+    largest = largest_per_frame(box_frame, boxes)
     _, per_box_frame = np.unique(box_frame, return_inverse=True)
     share = np.bincount(per_box_frame, weights=ok.astype(float)) / np.bincount(per_box_frame)
     return Coverage(frames_with_person=len(largest), primary=float(ok[largest].mean()),

@@ -125,9 +125,7 @@ def chaser_path(reference: Reference, frame_size: tuple[int, int], crop: tuple[i
     box_frame, boxes = reference.people()
     focus = Focus.empty(len(reference.t))
     if len(box_frame):
-        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        order = np.lexsort((-area, box_frame))
-        largest = order[np.unique(box_frame[order], return_index=True)[1]]
+        largest = metrics.largest_per_frame(box_frame, boxes)
         frames, xyxy = box_frame[largest], boxes[largest].astype(float)
         head = xyxy[:, 1] + 0.2 * (xyxy[:, 3] - xyxy[:, 1])  # where the planner looks at a person without a face
         focus.point[frames] = np.column_stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, head])
