@@ -19,6 +19,7 @@ from benchmarks import metrics
 from benchmarks.common import Clip, PlanPath, describe, plan_formats, safe_name
 from benchmarks.reference import Reference, align, cuts_on, reference_for
 from benchmarks.report import num, pct, table
+from benchmarks.subjects import SubjectLabels, labels_for, subject_shown
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Score:
     mode: str
     frames_with_person: int = 0
     primary: float = float("nan")
+    subject: float = float("nan")  # share of labelled frames that keep the subject a person chose (benchmarks.subjects)
     all_subjects: float = float("nan")
     velocity: float = float("nan")  # mean |Δ| of the centre, % of window width per frame
     acceleration: float = float("nan")  # mean |Δ²|
@@ -91,13 +93,19 @@ class ClipResult:
         return None
 
 
-def score_path(variant: Variant, reference: Reference, path: PlanPath) -> Score:
-    """Coverage on the reference frames; jitter and moves on every output frame, leaving out the steps at shot cuts
-    (from the reference analysis) and at the planner's own cuts to another subject, which are counted apart."""
+def score_path(variant: Variant, reference: Reference, path: PlanPath, labels: SubjectLabels | None = None) -> Score:
+    """Coverage on the reference frames (and of the labelled subject, where the clip has labels); jitter and moves on
+    every output frame, leaving out the steps at shot cuts (from the reference analysis) and at the planner's own
+    cuts to another subject, which are counted apart."""
     t, windows = path.t, path.windows
     index = align(t, reference.t)  # reference frame -> path frame
     box_frame, boxes = reference.people()
     coverage = metrics.subject_coverage(index[box_frame], boxes, windows)
+    shown = float("nan")
+    if labels is not None:
+        frames = reference.frames
+        shown = subject_shown(labels, reference.t[frames], windows[index[frames]], reference.t[box_frame],
+                              boxes).shown
     shot_cuts = cuts_on(t, reference)
     subject_cuts = path.cut & ~shot_cuts
     subject_cuts[:1] = False
@@ -105,7 +113,7 @@ def score_path(variant: Variant, reference: Reference, path: PlanPath) -> Score:
     shake = metrics.jitter(windows, cuts)
     seconds = metrics.duration(t)
     return Score(variant.ratio, variant.method, variant.mode, frames_with_person=coverage.frames_with_person,
-                 primary=coverage.primary, all_subjects=coverage.all_subjects, velocity=shake.velocity,
+                 primary=coverage.primary, subject=shown, all_subjects=coverage.all_subjects, velocity=shake.velocity,
                  acceleration=shake.acceleration, moves_per_min=metrics.moves_per_minute(t, windows, cuts),
                  cuts_per_min=subject_cuts.sum() * 60.0 / seconds if seconds > 0 else float("nan"))
 
@@ -136,7 +144,7 @@ def chaser_path(reference: Reference, frame_size: tuple[int, int], crop: tuple[i
     return PlanPath(reference.t, windows, np.zeros(len(reference.t), bool))
 
 
-def chaser_scores(reference: Reference, media) -> list[Score]:
+def chaser_scores(reference: Reference, media, labels: SubjectLabels | None = None) -> list[Score]:
     from smartcrop.core.job import AspectRatio, crop_size
 
     frame_size = (media.display_width, media.display_height)
@@ -145,7 +153,7 @@ def chaser_scores(reference: Reference, media) -> list[Score]:
         crop = crop_size(*frame_size, AspectRatio(*map(int, ratio.split(":"))))
         for mode in MODES:
             variant = Variant(ratio, CHASER, mode)
-            scores.append(score_path(variant, reference, chaser_path(reference, frame_size, crop, mode)))
+            scores.append(score_path(variant, reference, chaser_path(reference, frame_size, crop, mode), labels))
     return scores
 
 
@@ -162,6 +170,7 @@ def evaluate_clip(clip: Clip, model: str, *, refresh: bool = False) -> ClipResul
         result.frames, result.reference_frames = len(reference.t), int(reference.analysed.sum())
         result.cuts = int(reference.shot_start.sum())
         chosen = variants()
+        labels = labels_for(clip.name)
         with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
             plans = plan_formats(clip.path, [v.format() for v in chosen], Path(tmp),
                                  job_id=f"bench-{safe_name(clip.short)}")
@@ -171,10 +180,10 @@ def evaluate_clip(clip: Clip, model: str, *, refresh: bool = False) -> ClipResul
                 result.scores.append(Score(variant.ratio, variant.method, variant.mode, error=plans.errors[index]))
                 continue
             try:
-                result.scores.append(score_path(variant, reference, plans.paths[index]))
+                result.scores.append(score_path(variant, reference, plans.paths[index], labels))
             except Exception as exc:  # noqa: BLE001 - a bad path is a finding, not a crash
                 result.scores.append(Score(variant.ratio, variant.method, variant.mode, error=describe(exc)))
-        result.scores.extend(chaser_scores(reference, media))
+        result.scores.extend(chaser_scores(reference, media, labels))
     except Exception as exc:  # noqa: BLE001 - one clip failing is reported, the others still run
         log.debug("clip %s failed", clip.name, exc_info=True)
         result.error = describe(exc)
@@ -197,14 +206,15 @@ def run(clips: list[Clip], model: str, *, refresh: bool = False, echo=print) -> 
 # ---------------------------------------------------------------------------------------------------------------------
 # tables
 
-COLUMNS = ["primary 9:16", "primary 1:1", "all 9:16", "all 1:1", "|Δ| 9:16", "|Δ²| 9:16", "moves/min 9:16",
-           "cuts/min 9:16", "|Δ| 1:1", "|Δ²| 1:1", "moves/min 1:1", "cuts/min 1:1"]
+COLUMNS = ["primary 9:16", "primary 1:1", "subject 9:16", "subject 1:1", "all 9:16", "all 1:1", "|Δ| 9:16",
+           "|Δ²| 9:16", "moves/min 9:16", "cuts/min 9:16", "|Δ| 1:1", "|Δ²| 1:1", "moves/min 1:1", "cuts/min 1:1"]
 
 
 def _cells(by_ratio: dict[str, dict[str, float]]) -> list[str]:
     a, b = by_ratio.get("9:16", {}), by_ratio.get("1:1", {})
     nan = float("nan")
-    cells = [pct(a.get("primary", nan)), pct(b.get("primary", nan)), pct(a.get("all_subjects", nan)),
+    cells = [pct(a.get("primary", nan)), pct(b.get("primary", nan)), pct(a.get("subject", nan)),
+             pct(b.get("subject", nan)), pct(a.get("all_subjects", nan)),
              pct(b.get("all_subjects", nan))]
     for values in (a, b):
         cells += [num(values.get("velocity", nan), 3), num(values.get("acceleration", nan), 3),
@@ -212,7 +222,7 @@ def _cells(by_ratio: dict[str, dict[str, float]]) -> list[str]:
     return cells
 
 
-FIELDS = ("primary", "all_subjects", "velocity", "acceleration", "moves_per_min", "cuts_per_min")
+FIELDS = ("primary", "subject", "all_subjects", "velocity", "acceleration", "moves_per_min", "cuts_per_min")
 
 
 def _values(score: Score | None) -> dict[str, float]:
@@ -303,7 +313,19 @@ def headline(results: list[ClipResult]) -> tuple[str, dict[str, float]]:
                  + [pct(_mean(group, "9:16", CENTRE, "-")[0]["primary"])]
                  for label, group in ((f"… on the {len(multi)} clips with {MULTI_SHOT_CUTS}+ cuts, %", multi),
                                       (f"… on the {len(single)} clips with fewer cuts, %", single))]
+    labelled = [r for r in real if labels_for(r.clip) is not None]
+    labelled_multi = [r for r in multi if r in labelled]
+    rows[5:5] = [
+        [f"labelled subject shown (the person an editor chose, {len(labelled)} clips), %"]
+        + [pct(by_mode[m]["subject"]) for m in MODES] + [pct(centre["subject"])],
+        [f"… on the {len(labelled_multi)} labelled clips with {MULTI_SHOT_CUTS}+ cuts, %"]
+        + [pct(_mean(labelled_multi, "9:16", DEFAULT_METHOD, m)[0]["subject"]) for m in MODES]
+        + [pct(_mean(labelled_multi, "9:16", CENTRE, "-")[0]["subject"])],
+        ["… the chaser (told the largest person, not the labelled one), %"]
+        + [pct(chaser[m]["subject"]) for m in MODES] + ["-"],
+    ]
     numbers = {"primary_9x16_default": by_mode["responsive"]["primary"], "primary_9x16_centre": centre["primary"],
+               "subject_9x16": {m: by_mode[m]["subject"] for m in MODES}, "subject_9x16_centre": centre["subject"],
                "acceleration_balanced": by_mode["balanced"]["acceleration"],
                "moves_per_min_stable": by_mode["stable"]["moves_per_min"], "clips": n_centre,
                "primary_9x16_chaser": {m: chaser[m]["primary"] for m in MODES}}
