@@ -54,6 +54,8 @@ EDGE_CUT = 0.8  # weight kept by a box cut by one side edge
 EDGE_SLIVER = 0.35  # ... and by one that is also a sliver (a shoulder, half a body walking out)
 SLIVER_ASPECT = 3.0  # height over width beyond which an edge-cut box is a sliver
 CENTRE_PRIOR = 0.2  # a box centred at a frame corner weighs this share less than one at the centre
+GROUP_MEMBER_SHARE = 0.15  # a person box holding two boxes this share of its area or more is a group, not a person
+GROUP_MEMBER_INSIDE = 0.9  # ... each with this share of its own area inside it
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ def focus_for(tracks: FrameData, method: Method, geometry: Geometry) -> Focus:
 class _Subjects:
     def __init__(self, tracks: FrameData, geometry: Geometry):
         boxes = tracks.boxes[tracks.boxes.score >= MIN_SCORE]
+        boxes = boxes[~group_boxes(boxes)]
         self.boxes = boxes
         self.geometry = geometry
         self.frames = tracks.frame_count
@@ -155,10 +158,12 @@ class _Subjects:
         focus.keep_lo[present], focus.keep_hi[present] = lo, hi
         return focus
 
-    def median_area(self, rows: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+    def median_area(self, rows: np.ndarray, values: np.ndarray | None = None, *, centred: bool = False) -> np.ndarray:
         """Each box's track area (or ``values``, one per row) as the median over the preceding MEDIAN_AREA_SECONDS
-        of its shot."""
+        of its shot, or over that span centred on the frame (a planner that sees the whole shot need not lag a
+        person walking at the camera)."""
         values = self.area[rows] if values is None else values
+        before, after = (MEDIAN_AREA_SECONDS / 2,) * 2 if centred else (MEDIAN_AREA_SECONDS, 0.0)
         out = values.astype(float)
         frames = self.boxes.frame[rows]
         key = self.boxes.track_id[rows].astype(np.int64) * 100_000 + self.shot[frames]
@@ -167,9 +172,36 @@ class _Subjects:
             members = np.flatnonzero(key == track_id)
             members = members[np.argsort(times[members])]
             member_t, member_area = times[members], values[members]
-            starts = np.searchsorted(member_t, member_t - MEDIAN_AREA_SECONDS, side="left")
-            out[members] = [np.median(member_area[s:i + 1]) for i, s in enumerate(starts)]
+            starts = np.searchsorted(member_t, member_t - before, side="left")
+            ends = np.searchsorted(member_t, member_t + after, side="right")
+            out[members] = [np.median(member_area[s:e]) for s, e in zip(starts, ends)]
         return out
+
+
+def group_boxes(boxes: Boxes) -> np.ndarray:
+    """(B,) bool: person boxes drawn around two or more people (or objects) that have boxes of their own.
+
+    Some detector files add one box spanning a couple or a group besides their own boxes. Framed as one person, it
+    steers the window to the middle of the group and keeps neither member whole; without it, the members are
+    framed as the group they are. A person holding a child or a dog contains one box, and the far people behind a
+    near one are small beside it, so neither is taken for a group.
+    """
+    out = np.zeros(len(boxes), bool)
+    people = np.flatnonzero(boxes.cls == PERSON)
+    counts = np.bincount(boxes.frame, minlength=int(boxes.frame.max(initial=-1)) + 1)
+    area = boxes.areas
+    for frame in np.unique(boxes.frame[people][counts[boxes.frame[people]] >= 3]):
+        rows = np.flatnonzero(boxes.frame == frame)
+        xyxy = boxes.xyxy[rows].astype(float)
+        # inside[i, j]: the share of box j's area inside box i
+        lo = np.maximum(xyxy[:, None, :2], xyxy[None, :, :2])
+        hi = np.minimum(xyxy[:, None, 2:], xyxy[None, :, 2:])
+        overlap = np.prod(np.clip(hi - lo, 0.0, None), axis=2)
+        inside = overlap / np.maximum(area[rows][None, :], 1e-9)
+        member = (inside >= GROUP_MEMBER_INSIDE) & (area[rows][None, :] >= GROUP_MEMBER_SHARE * area[rows][:, None])
+        np.fill_diagonal(member, False)
+        out[rows] = (member.sum(axis=1) >= 2) & (boxes.cls[rows] == PERSON)
+    return out
 
 
 def subject_factor(boxes: Boxes, geometry: Geometry) -> np.ndarray:
@@ -315,9 +347,12 @@ def max_weight(subjects: _Subjects) -> Focus:
         return focus
     frames = boxes.frame[rows]
     # nearer (larger) people matter more: a crowd of distant figures should not outvote the person in front
+    # each track's median area over a second around the frame: one frame's partial box should not hand the window
+    # over
+    area = subjects.median_area(rows, centred=True)
     largest = np.zeros(subjects.frames)
-    np.maximum.at(largest, frames, subjects.area[rows])
-    relative = np.clip(subjects.area[rows] / np.maximum(1.0, largest[frames]), 0.05, 1.0)
+    np.maximum.at(largest, frames, area)
+    relative = np.clip(area / np.maximum(1.0, largest[frames]), 0.05, 1.0)
     weight = boxes.score[rows] * np.where(subjects.person[rows], 1.0, OBJECT_WEIGHT) * relative
     # who is the subject decides which window wins; within it, the look point stays the plain weighted centre, so
     # frame-to-frame noise in focus does not shake the camera
