@@ -120,6 +120,18 @@ def test_max_weight_holds_everyone_when_they_fit():
     assert np.allclose(xs(focus), 600)
 
 
+def test_track_median_area_over_the_last_second_or_a_second_around_the_frame():
+    from smartcrop.planner.methods import _Subjects
+
+    widths = [100, 100, 10, 100, 100, 100, 10, 10, 10, 100]  # 5 fps: the frame and 5 before it, or 2 either side
+    scene = Scene([Subject(1, lambda f: person(600, width=widths[f], height=10))], frames=10, cuts=[0, 5])
+    subjects = _Subjects(scene.tracks(), PORTRAIT)
+    rows = np.arange(10)
+    # each shot on its own: frames 0-4, then 5-9
+    assert subjects.median_area(rows).tolist() == [1000, 1000, 1000, 1000, 1000, 1000, 550, 100, 100, 100]
+    assert subjects.median_area(rows, centred=True).tolist() == [1000] * 5 + [100] * 5
+
+
 def test_max_weight_does_not_hand_the_window_over_for_two_frames_of_a_partial_box():
     # two people too far apart for one window; the larger one's box is cut to a quarter on frames 20-21 (an arm
     # hidden, a blurred frame): those two frames are not worth two pans

@@ -164,17 +164,25 @@ class _Subjects:
         person walking at the camera)."""
         values = self.area[rows] if values is None else values
         before, after = (MEDIAN_AREA_SECONDS / 2,) * 2 if centred else (MEDIAN_AREA_SECONDS, 0.0)
-        out = values.astype(float)
+        values = np.asarray(values, float)
+        if len(rows) == 0:
+            return values.copy()
         frames = self.boxes.frame[rows]
         key = self.boxes.track_id[rows].astype(np.int64) * 100_000 + self.shot[frames]
-        times = self.t[frames]
-        for track_id in np.unique(key):
-            members = np.flatnonzero(key == track_id)
-            members = members[np.argsort(times[members])]
-            member_t, member_area = times[members], values[members]
-            starts = np.searchsorted(member_t, member_t - before, side="left")
-            ends = np.searchsorted(member_t, member_t + after, side="right")
-            out[members] = [np.median(member_area[s:e]) for s, e in zip(starts, ends)]
+        times = self.t[frames].astype(float)
+        # one sorted time axis with every (track, shot) far from the next, so one search finds each box's window
+        group = np.unique(key, return_inverse=True)[1]
+        stride = times.max() - times.min() + 2 * MEDIAN_AREA_SECONDS + 1.0
+        axis = group * stride + times
+        order = np.lexsort((times, group))
+        ordered = axis[order]
+        starts = np.searchsorted(ordered, ordered - before - 1e-9, side="left")
+        ends = np.searchsorted(ordered, ordered + after + 1e-9, side="right")
+        span = np.arange(int((ends - starts).max()))
+        index = starts[:, None] + span[None, :]
+        window = np.where(index < ends[:, None], values[order][np.minimum(index, len(order) - 1)], np.nan)
+        out = np.empty(len(values))
+        out[order] = np.nanmedian(window, axis=1)
         return out
 
 
