@@ -195,11 +195,13 @@ def group_boxes(boxes: Boxes) -> np.ndarray:
     near one are small beside it, so neither is taken for a group.
     """
     out = np.zeros(len(boxes), bool)
-    people = np.flatnonzero(boxes.cls == PERSON)
+    order = np.argsort(boxes.frame, kind="stable")
+    by_frame = boxes.frame[order]
     counts = np.bincount(boxes.frame, minlength=int(boxes.frame.max(initial=-1)) + 1)
     area = boxes.areas
-    for frame in np.unique(boxes.frame[people][counts[boxes.frame[people]] >= 3]):
-        rows = np.flatnonzero(boxes.frame == frame)
+    crowded = np.unique(boxes.frame[(boxes.cls == PERSON) & (counts[boxes.frame] >= 3)])
+    for start, end in zip(np.searchsorted(by_frame, crowded, "left"), np.searchsorted(by_frame, crowded, "right")):
+        rows = order[start:end]
         xyxy = boxes.xyxy[rows].astype(float)
         # inside[i, j]: the share of box j's area inside box i
         lo = np.maximum(xyxy[:, None, :2], xyxy[None, :, :2])
@@ -354,9 +356,9 @@ def max_weight(subjects: _Subjects) -> Focus:
     if len(rows) == 0:
         return focus
     frames = boxes.frame[rows]
-    # nearer (larger) people matter more: a crowd of distant figures should not outvote the person in front
-    # each track's median area over a second around the frame: one frame's partial box should not hand the window
-    # over
+    # nearer (larger) people matter more: a crowd of distant figures should not outvote the person in front. Sizes
+    # are each track's median over a second around the frame, so a partial box for a frame or two (an arm hidden, a
+    # blur) does not hand the window to someone else and back
     area = subjects.median_area(rows, centred=True)
     largest = np.zeros(subjects.frames)
     np.maximum.at(largest, frames, area)
