@@ -70,8 +70,8 @@ class StageService:
         self.input_topic = settings.topic(stage.input_topic)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=stage.name)
         self.jobs = JobAttempts(stage, settings, self.box, self.executor, host=self)
-        self.committer = Committer(self._new_producer, init=self._init_transactions, wait=self.sleep_polling,
-                                   on_retry=metrics.RETRIES.labels(stage.name).inc)
+        self.committer = Committer(self._new_producer, poll=self._keep_polling, wait=self.sleep_polling,
+                                   stopping=self.stopping.is_set, on_retry=metrics.RETRIES.labels(stage.name).inc)
         self.health = Health(self.input_topic)
         self.lag = Lag(stage.name)
         self.control: ControlListener | None = None
@@ -217,9 +217,14 @@ class StageService:
         future, not in poll(), so a finished handler is committed at once rather than up to a poll timeout later
         (four stages would add that to every job)."""
         while not future.done():
-            self.health.beat()
             wait([future], timeout=0.5)
-            self._poll_into_held(0)
+            self._keep_polling()
+
+    def _keep_polling(self) -> None:
+        """One turn of the loop while something else runs (a handler, a producer call): the consumer stays in its
+        group, serves its rebalance callbacks and rejoins after a lost assignment; what arrives is held."""
+        self.health.beat()
+        self._poll_into_held(0)
 
     def _poll_into_held(self, timeout: float) -> None:
         message = self._poll(timeout)
@@ -286,8 +291,9 @@ class StageService:
         self.lag.owned(partitions)
 
     def _on_revoke(self, consumer, partitions) -> None:
-        """Another member takes these partitions: the job in hand stops uncommitted and is redone there. The next
-        commit starts from a fresh producer, as after a lost assignment: a rebalance may follow a broker restart."""
+        """Another member takes these partitions: the job in hand stops uncommitted and is redone there, and so does
+        a commit in progress (these callbacks also run while a producer call is awaited). The next commit starts from
+        a fresh producer, as after a lost assignment: a rebalance may follow a broker restart."""
         log.info("revoked %s", [f"{p.topic}[{p.partition}]" for p in partitions])
         self._give_up(partitions, "revoked")
 
@@ -313,9 +319,6 @@ class StageService:
         aborts its open transaction."""
         return Producer(producer_config(self.settings, **{
             "transactional.id": f"{self.group_id}-{self.settings.instance_id}", "transaction.timeout.ms": 60000}))
-
-    def _init_transactions(self, producer: Producer) -> None:
-        self._retry_forever("init transactions", lambda: producer.init_transactions(30))
 
     def _retry_forever(self, what: str, action) -> None:
         attempt = 0
