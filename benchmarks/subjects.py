@@ -7,12 +7,12 @@ whether a planner chose *the subject*. These labels can: for every labelled stre
 crop, as boxes on every reference frame. A crowd with no subject of its own is labelled ``any``: any whole person
 will do, but not the pavement between them.
 
-How the labels are made (``python -m benchmarks.subjects sheet|build``): contact sheets of the reference frames
-every 0.5 s with every person box numbered (the reference of ``yolo11n_int8_openvino_model``); the subject is chosen
-by eye at each sheet frame (``keys``: time and box number; several numbers = any of them); ``build`` links each chosen
-box to its neighbours on every reference frame by overlap (a frame where the detector lost the person holds the last
-box), and writes the boxes into the label file, so the labels do not depend on the detector a run is scored with.
-A review sheet draws the labelled boxes every 0.25 s for checking.
+How the labels are made (``python -m benchmarks.subjects sheet|build|review CLIP``): ``sheet`` draws the reference
+frames every 0.5 s with every person box numbered (the reference of ``yolo11n_int8_openvino_model``) and prints the
+boxes; the subject is chosen by eye at each sheet frame (``keys``: time and box numbers, one per alternative, ``null``
+where that one is out of view); ``build`` links each chosen box to its neighbours on every reference frame by overlap
+(a frame where the detector lost the person holds the last box) and writes the boxes into the label file, so the
+labels do not depend on the detector a run is scored with; ``review`` draws the labelled boxes every 0.25 s.
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ def build(path: Path, reference) -> dict:
             nearest = np.argmin(np.abs(times[inside][:, None] - key_times[None]), axis=1)
             track[absent[nearest]] = np.nan  # nearer a key where this person is out of view than one where seen
             tracks.append(track)
-        span["boxes"] = [[round(float(times[i]), 4)] + [round(float(v), 1) for track in tracks
+        span["boxes"] = [[round(float(times[i]), 4)] + [None if np.isnan(v) else round(float(v), 1) for track in tracks
                                                           for v in track[i - inside[0]]]
                          for i in inside]
     return data
@@ -237,10 +237,60 @@ def dump(data: dict) -> str:
     return "{" + ",\n ".join(head + ['"spans": [\n' + ",\n".join(spans) + "\n ]"]) + "}\n"
 
 
-def review_sheet(clip: Path, reference, labels: SubjectLabels, out: Path, step: float = 0.25) -> Path:
-    """Every ``step`` seconds of labelled time: the frame with the labelled boxes drawn (any: every person)."""
+def numbered_sheet(clip: Path, reference, out: Path, step: float = 0.5) -> list[str]:
+    """The reference frames every ``step`` seconds with every person box numbered (the numbers ``keys`` use); returns
+    one line per frame: its time and numbered boxes."""
+    from smartcrop.media.decode import DecodedFrame, decode_video, display_size, to_display_array
+    from smartcrop.media.probe import probe
+
+    media = probe(clip)
+    size = display_size(media, 480)
+    scale = size[0] / media.display_width
+    wanted, next_t = [], -1.0
+    for frame in reference.frames:
+        if reference.t[frame] >= next_t - 1e-6:
+            wanted.append(int(frame))
+            next_t = reference.t[frame] + step
+    lines, tiles = [], []
+    for item in decode_video(clip):
+        if not isinstance(item, DecodedFrame) or item.index not in wanted:
+            continue
+        boxes = reference.xyxy[(reference.frame == item.index) & (reference.cls == 0)]
+        tiles.append(_tile(to_display_array(item.frame, media, size), boxes * scale, f"{item.t:.2f}", numbered=True))
+        lines.append(f"{item.t:.2f}: " + "  ".join(f"{k}:{[int(v) for v in box]}" for k, box in enumerate(boxes)))
+        if item.index >= wanted[-1]:
+            break
+    _save_grid(tiles, out, columns=4)
+    return lines
+
+
+def _tile(picture: np.ndarray, boxes: np.ndarray, caption: str, *, numbered: bool = False):
     from PIL import Image, ImageDraw
 
+    tile = Image.fromarray(picture)
+    draw = ImageDraw.Draw(tile)
+    for number, box in enumerate(boxes):
+        draw.rectangle(tuple(box), outline=(0, 255, 0), width=2)
+        if numbered:
+            draw.rectangle((box[0], box[1], box[0] + 16, box[1] + 12), fill=(0, 0, 0))
+            draw.text((box[0] + 2, box[1]), str(number), fill=(255, 255, 0))
+    draw.text((2, 0), caption, fill=(255, 255, 0))
+    return tile
+
+
+def _save_grid(tiles: list, out: Path, columns: int) -> Path:
+    from PIL import Image
+
+    width, height = tiles[0].size
+    sheet = Image.new("RGB", (columns * (width + 2), -(-len(tiles) // columns) * (height + 2)), (20, 20, 20))
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile, ((i % columns) * (width + 2), (i // columns) * (height + 2)))
+    sheet.save(out)
+    return out
+
+
+def review_sheet(clip: Path, reference, labels: SubjectLabels, out: Path, step: float = 0.25) -> Path:
+    """Every ``step`` seconds of labelled time: the frame with the labelled boxes drawn (any: every person)."""
     from smartcrop.media.decode import DecodedFrame, decode_video, display_size, to_display_array
     from smartcrop.media.probe import probe
 
@@ -257,19 +307,9 @@ def review_sheet(clip: Path, reference, labels: SubjectLabels, out: Path, step: 
     tiles = []
     for item in decode_video(clip):
         if isinstance(item, DecodedFrame) and round(item.t, 3) in wanted:
-            picture = Image.fromarray(to_display_array(item.frame, media, size))
-            draw = ImageDraw.Draw(picture)
-            for box in wanted[round(item.t, 3)]:
-                draw.rectangle(tuple(box * scale), outline=(0, 255, 0), width=2)
-            draw.text((2, 0), f"{item.t:.2f}", fill=(255, 255, 0))
-            tiles.append(picture)
-    columns = 8
-    width, height = size
-    sheet = Image.new("RGB", (columns * (width + 2), -(-len(tiles) // columns) * (height + 2)), (20, 20, 20))
-    for i, tile in enumerate(tiles):
-        sheet.paste(tile, ((i % columns) * (width + 2), (i // columns) * (height + 2)))
-    sheet.save(out)
-    return out
+            boxes = np.asarray(wanted[round(item.t, 3)], float).reshape(-1, 4) * scale
+            tiles.append(_tile(to_display_array(item.frame, media, size), boxes, f"{item.t:.2f}"))
+    return _save_grid(tiles, out, columns=8)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -280,15 +320,18 @@ def main(argv: list[str] | None = None) -> None:
     from smartcrop.media.probe import probe
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.subjects", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["build", "review"])
+    parser.add_argument("action", choices=["sheet", "build", "review"])
     parser.add_argument("clip", help="a word of the clip's file name")
-    parser.add_argument("--out", default="review.png")
+    parser.add_argument("--out", default="sheet.png")
     args = parser.parse_args(argv)
     model = configure_environment(str(shared_dir() / "models" / DEFAULT_MODEL_NAME))  # labels never follow --model
     clip = next(p for p in sorted(media_dir().iterdir()) if args.clip in p.name)
     reference = reference_for(clip, probe(clip), model)
     path = LABELS / f"{clip.stem}.json"
-    if args.action == "build":
+    if args.action == "sheet":
+        print("\n".join(numbered_sheet(clip, reference, Path(args.out))))
+        print(f"wrote {args.out}")
+    elif args.action == "build":
         path.write_text(dump(build(path, reference)))
         print(f"wrote {path}")
     else:
