@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import metrics
+from smartcrop.tracker.bytetrack import iou
 
 LABELS = Path(__file__).resolve().parent / "subjects"
 EPSILON = 0.005  # seconds: label times are written to 2 decimals
@@ -128,17 +129,6 @@ def _nearest(times: np.ndarray, t: np.ndarray) -> np.ndarray:
 # making the labels
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x0 = np.maximum(box[0], boxes[:, 0])
-    y0 = np.maximum(box[1], boxes[:, 1])
-    x1 = np.minimum(box[2], boxes[:, 2])
-    y1 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
-
-
 def link(frames: list[np.ndarray], start: int, box: np.ndarray, stop: int) -> dict[int, np.ndarray]:
     """The person whose box is ``box`` on frame ``start``, followed frame by frame towards ``stop`` (either way) by
     the best overlap; a frame without a box overlapping by ``LINK_IOU`` holds the last one."""
@@ -148,7 +138,7 @@ def link(frames: list[np.ndarray], start: int, box: np.ndarray, stop: int) -> di
     for index in range(start + step, stop + step, step):
         candidates = frames[index]
         if len(candidates):
-            overlap = _iou(current, candidates)
+            overlap = iou(current, candidates)[0]
             if overlap.max() >= LINK_IOU:
                 current = candidates[int(overlap.argmax())]
         out[index] = current
